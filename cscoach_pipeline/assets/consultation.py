@@ -1,0 +1,457 @@
+"""The per-consultation assets. Thin: each wires resources to one piece of lib/ and emits the
+metadata a supervisor reads in the Dagster UI. Artifacts live in the bucket under
+`artifacts/<consultation_id>/`; the BI tables are written idempotently per partition."""
+
+
+import tempfile
+import time
+from pathlib import Path
+
+from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
+
+from ..jobs import CONSULTATION_GROUP
+from ..lib import tables
+from ..lib.analysis_schema import RUBRIC_CRITERIA, ConsultationAnalysis, overall_score
+from ..lib.call_metrics import compute_call_metrics
+from ..lib.errors import ConsultationInputError, UnsupportedFileType
+from ..lib.file_types import FileType, extension_of, guess_file_type, unsupported_reason
+from ..lib.media import MediaError, extract_audio, probe_media, read_wav
+from ..lib.pii import redact
+from ..lib.speech import transcribe_recording
+from ..lib.text_import import parse_text_consultation
+from ..lib.transcript import Transcript
+from ..partitions import consultation_partitions
+from ..resources.analyzer import AnalyzerResource
+from ..resources.bucket import BucketResource
+from ..resources.speech_to_text import SpeechToTextResource
+from ..resources.storage import ObjectNotFound
+from ..resources.warehouse import WarehouseResource, utcnow
+from ..settings import load_settings
+from .steps import consultation_step
+
+AUDIO_ARTIFACT = "audio.wav"
+RAW_TRANSCRIPT_ARTIFACT = "private/transcript.raw.json"  # unredacted: never leaves the bucket
+TRANSCRIPT_ARTIFACT = "transcript.json"
+REPORT_ARTIFACT = "report.md"
+
+_common = {
+    "partitions_def": consultation_partitions,
+    "group_name": CONSULTATION_GROUP,
+}
+
+
+def _mb(size: int) -> str:
+    return f"{size / 1024 / 1024:,.1f} MB"
+
+
+@asset(
+    **_common,
+    kinds={"file"},
+    code_version="1",
+    description="The original object in the bucket: key, size, sha256, type, upload time.",
+)
+def consultation_upload(
+    context: AssetExecutionContext, bucket: BucketResource, warehouse: WarehouseResource
+) -> MaterializeResult:
+    with consultation_step(context, warehouse, "consultation_upload") as source:
+        store = bucket.store()
+        warehouse.set_status(
+            source.consultation_id, source.source_key, "processing",
+            stage="consultation_upload", run_id=context.run_id,
+        )  # fmt: skip
+        try:
+            obj = store.stat(source.source_key)
+        except ObjectNotFound as exc:
+            raise ConsultationInputError(
+                "the file was removed from the bucket before it could be processed"
+            ) from exc
+        file_type = guess_file_type(obj.key)
+        if file_type is None:
+            raise UnsupportedFileType(unsupported_reason(obj.key))
+        if obj.size == 0:
+            raise ConsultationInputError("empty file (0 bytes)")
+        if obj.size > bucket.max_file_bytes:
+            raise ConsultationInputError(
+                f"file is {_mb(obj.size)}, above the {_mb(bucket.max_file_bytes)} limit "
+                "(CSCOACH_MAX_FILE_MB)"
+            )
+        sha256 = store.sha256(obj.key)
+        artifacts = bucket.artifacts(source.consultation_id)
+        warehouse.replace_rows(
+            tables.consultations,
+            {"consultation_id": source.consultation_id},
+            [
+                {
+                    "consultation_id": source.consultation_id,
+                    "source_key": obj.key,
+                    "file_type": file_type.value,
+                    "extension": extension_of(obj.key),
+                    "content_sha256": sha256,
+                    "size_bytes": obj.size,
+                    "version": source.version,
+                    "uploaded_at": obj.modified,
+                    "artifacts_prefix": artifacts.prefix,
+                    "updated_at": utcnow(),
+                }
+            ],
+        )
+    return MaterializeResult(
+        metadata={
+            "source_key": obj.key,
+            "location": MetadataValue.path(store.locate(obj.key)),
+            "size_bytes": obj.size,
+            "content_sha256": sha256,
+            "file_type": file_type.value,
+            "version": source.version,
+            "uploaded_at": obj.modified.isoformat(),
+        },
+    )
+
+
+@asset(
+    **_common,
+    deps=[consultation_upload],
+    kinds={"ffmpeg"},
+    code_version="1",
+    description="16 kHz PCM audio; two-channel calls keep agent and customer channels apart.",
+)
+def consultation_audio(
+    context: AssetExecutionContext, bucket: BucketResource, warehouse: WarehouseResource
+) -> MaterializeResult:
+    settings = load_settings()
+    with consultation_step(context, warehouse, "consultation_audio") as source:
+        row = warehouse.fetch_rows(tables.consultations, consultation_id=source.consultation_id)[0]
+        if row["file_type"] == FileType.TEXT:
+            return MaterializeResult(
+                metadata={"skipped": "text consultation: no audio to extract"}
+            )
+        started = time.perf_counter()
+        store = bucket.store()
+        with tempfile.TemporaryDirectory(prefix="cscoach-audio-") as tmp:
+            original = Path(tmp) / f"original{row['extension']}"
+            store.download_to(source.source_key, original)
+            info = probe_media(original, settings.ffmpeg_timeout_s)
+            if not info.has_audio:
+                raise MediaError(
+                    "the video has no audio track" if info.has_video
+                    else "the file has no audio stream"
+                )
+            file_type = FileType.VIDEO if info.has_video else FileType.AUDIO
+            channels = 2 if info.audio_channels >= 2 else 1
+            wav = Path(tmp) / AUDIO_ARTIFACT
+            extract_audio(original, wav, channels, settings.ffmpeg_timeout_s)
+            samples = read_wav(wav)
+            duration_s = samples.shape[1] / 16_000
+            if duration_s < 0.1:
+                raise MediaError(f"the recording is too short to transcribe ({duration_s:.2f} s)")
+            artifacts = bucket.artifacts(source.consultation_id)
+            store.upload_file(wav, artifacts.key(AUDIO_ARTIFACT), "audio/wav")
+        warehouse.upsert(
+            tables.consultations,
+            {"consultation_id": source.consultation_id},
+            {
+                "file_type": file_type.value,
+                "duration_s": round(duration_s, 3),
+                "channels": channels,
+                "updated_at": utcnow(),
+            },
+        )
+    return MaterializeResult(
+        metadata={
+            "duration_s": round(duration_s, 2),
+            "channels": channels,
+            "source_channels": info.audio_channels,
+            "file_type": file_type.value,
+            "container": info.format_name,
+            "audio_codec": info.audio_codec or "",
+            "video_codec": info.video_codec or "",
+            "artifact": MetadataValue.path(artifacts.locate(AUDIO_ARTIFACT)),
+            "elapsed_s": round(time.perf_counter() - started, 3),
+        }
+    )
+
+
+@asset(
+    **_common,
+    deps=[consultation_audio],
+    kinds={"whisper"},
+    code_version="1",
+    description="Unredacted transcript (Whisper or imported text), kept only in the bucket's "
+    "private artifacts area.",
+)
+def raw_transcript(
+    context: AssetExecutionContext,
+    bucket: BucketResource,
+    warehouse: WarehouseResource,
+    speech_to_text: SpeechToTextResource,
+) -> MaterializeResult:
+    with consultation_step(context, warehouse, "raw_transcript") as source:
+        row = warehouse.fetch_rows(tables.consultations, consultation_id=source.consultation_id)[0]
+        store = bucket.store()
+        artifacts = bucket.artifacts(source.consultation_id)
+        started = time.perf_counter()
+        if row["file_type"] == FileType.TEXT:
+            result = parse_text_consultation(
+                store.read_bytes(source.source_key), row["extension"]
+            )
+        else:
+            with tempfile.TemporaryDirectory(prefix="cscoach-stt-") as tmp:
+                wav = Path(tmp) / AUDIO_ARTIFACT
+                store.download_to(artifacts.key(AUDIO_ARTIFACT), wav)
+                audio = read_wav(wav)
+            engine = speech_to_text.load()
+            result = transcribe_recording(
+                engine,
+                audio,
+                agent_channel=speech_to_text.agent_channel,
+                language=speech_to_text.language or None,
+            )
+        elapsed = time.perf_counter() - started
+        artifacts.write_json(RAW_TRANSCRIPT_ARTIFACT, result.model_dump(mode="json"))
+    metadata: dict[str, object] = {
+        "source": result.source,
+        "segments": len(result.segments),
+        "language": result.language or "unknown",
+        "elapsed_s": round(elapsed, 3),
+    }
+    if result.source == "stt":
+        metadata |= {
+            "engine": result.engine or "",
+            "model": Path(result.model or "").name or (result.model or ""),
+            "audio_seconds_per_wall_second": round((result.duration_s or 0) / max(elapsed, 1e-6), 2),
+        }
+    return MaterializeResult(metadata=metadata)
+
+
+@asset(
+    **_common,
+    deps=[raw_transcript],
+    kinds={"sql"},
+    code_version="1",
+    description="PII-redacted transcript segments: the only transcript anything downstream reads.",
+)
+def transcript(
+    context: AssetExecutionContext, bucket: BucketResource, warehouse: WarehouseResource
+) -> MaterializeResult:
+    with consultation_step(context, warehouse, "transcript") as source:
+        artifacts = bucket.artifacts(source.consultation_id)
+        raw = Transcript.model_validate(artifacts.read_json(RAW_TRANSCRIPT_ARTIFACT))
+        redactions: dict[str, int] = {}
+        segments = []
+        for segment in raw.segments:
+            redacted = redact(segment.text)
+            for kind, count in redacted.counts.items():
+                redactions[kind] = redactions.get(kind, 0) + count
+            segments.append(segment.model_copy(update={"text": redacted.text}))
+        clean = raw.model_copy(update={"segments": segments})
+        artifacts.write_json(TRANSCRIPT_ARTIFACT, clean.model_dump(mode="json"))
+        warehouse.replace_rows(
+            tables.transcript_segments,
+            {"consultation_id": source.consultation_id},
+            [
+                {
+                    "consultation_id": source.consultation_id,
+                    "segment_index": index,
+                    "start_s": s.start_s,
+                    "end_s": s.end_s,
+                    "speaker": s.speaker.value,
+                    "channel": s.channel,
+                    "text": s.text,
+                    "confidence": s.confidence,
+                }
+                for index, s in enumerate(clean.segments)
+            ],
+        )
+        consultation_update = {
+            "language": clean.language,
+            "stt_engine": clean.engine,
+            "stt_model": clean.model,
+            "updated_at": utcnow(),
+        }
+        if clean.duration_s is not None:
+            consultation_update["duration_s"] = clean.duration_s
+        warehouse.upsert(
+            tables.consultations, {"consultation_id": source.consultation_id}, consultation_update
+        )
+        if not clean.segments:
+            warehouse.set_status(
+                source.consultation_id,
+                source.source_key,
+                "no_speech",
+                stage="transcript",
+                error="no speech detected: the recording holds only silence or noise",
+                run_id=context.run_id,
+            )
+    preview = "\n".join(f"- **{s.speaker.value}**: {s.text}" for s in clean.segments[:8])
+    return MaterializeResult(
+        metadata={
+            "segments": len(clean.segments),
+            "language": clean.language or "unknown",
+            "duration_s": clean.duration_s if clean.duration_s is not None else 0.0,
+            "redactions": MetadataValue.json(redactions),
+            "preview": MetadataValue.md(preview or "_no speech_"),
+        }
+    )
+
+
+@asset(
+    **_common,
+    deps=[transcript],
+    kinds={"gemini"},
+    code_version=f"prompt-{load_settings().prompt_version}",
+    description="Validated coaching analysis (Gemini, or offline local rules), per prompt version.",
+)
+def consultation_analysis(
+    context: AssetExecutionContext,
+    bucket: BucketResource,
+    warehouse: WarehouseResource,
+    analyzer: AnalyzerResource,
+) -> MaterializeResult:
+    with consultation_step(context, warehouse, "consultation_analysis") as source:
+        artifacts = bucket.artifacts(source.consultation_id)
+        clean = Transcript.model_validate(artifacts.read_json(TRANSCRIPT_ARTIFACT))
+        if not clean.segments:
+            return MaterializeResult(metadata={"skipped": "no speech: nothing to analyse"})
+        prompt = analyzer.prompt()
+        outcome = analyzer.load().analyze(clean, prompt)
+        analysis = outcome.analysis
+        artifacts.write_json(f"analysis.{prompt.version}.json", analysis.model_dump(mode="json"))
+        warehouse.replace_rows(
+            tables.analyses,
+            {"consultation_id": source.consultation_id, "prompt_version": prompt.version},
+            [
+                {
+                    "consultation_id": source.consultation_id,
+                    "prompt_version": prompt.version,
+                    "analyzer": outcome.analyzer,
+                    "model": outcome.model,
+                    "summary": analysis.summary,
+                    "customer_intent": analysis.customer_intent,
+                    "issue": analysis.issue,
+                    "resolution_status": analysis.resolution_status.value,
+                    "sentiment_start": analysis.customer_sentiment.start.value,
+                    "sentiment_end": analysis.customer_sentiment.end.value,
+                    "result_json": analysis.model_dump(mode="json"),
+                    "elapsed_s": round(outcome.elapsed_s, 3),
+                    "created_at": utcnow(),
+                }
+            ],
+        )
+    return MaterializeResult(
+        metadata={
+            "analyzer": outcome.analyzer,
+            "model": outcome.model,
+            "prompt_version": prompt.version,
+            "resolution_status": analysis.resolution_status.value,
+            "overall_score": overall_score(analysis.rubric),
+            "summary": MetadataValue.md(analysis.summary),
+            "rubric": MetadataValue.json(
+                {name: getattr(analysis.rubric, name).score for name in RUBRIC_CRITERIA}
+            ),
+            "input_tokens": outcome.input_tokens or 0,
+            "output_tokens": outcome.output_tokens or 0,
+            "elapsed_s": round(outcome.elapsed_s, 3),
+        }
+    )
+
+
+@asset(
+    **_common,
+    deps=[consultation_analysis],
+    kinds={"sql"},
+    code_version=f"prompt-{load_settings().prompt_version}",
+    description="Overall score from the rubric plus talk-time, pace, silence, interruption and "
+    "latency metrics from the timed transcript.",
+)
+def quality_metrics(
+    context: AssetExecutionContext,
+    bucket: BucketResource,
+    warehouse: WarehouseResource,
+    analyzer: AnalyzerResource,
+) -> MaterializeResult:
+    with consultation_step(context, warehouse, "quality_metrics") as source:
+        artifacts = bucket.artifacts(source.consultation_id)
+        clean = Transcript.model_validate(artifacts.read_json(TRANSCRIPT_ARTIFACT))
+        if not clean.segments:
+            return MaterializeResult(metadata={"skipped": "no speech: nothing to score"})
+        prompt_version = analyzer.prompt_version
+        analysis = ConsultationAnalysis.model_validate(
+            artifacts.read_json(f"analysis.{prompt_version}.json")
+        )
+        metrics = compute_call_metrics(clean)
+        score = overall_score(analysis.rubric)
+        warehouse.replace_rows(
+            tables.quality_metrics,
+            {"consultation_id": source.consultation_id, "prompt_version": prompt_version},
+            [
+                {
+                    "consultation_id": source.consultation_id,
+                    "prompt_version": prompt_version,
+                    "overall_score": score,
+                    **{
+                        f"{name}_score": getattr(analysis.rubric, name).score
+                        for name in RUBRIC_CRITERIA
+                    },
+                    **metrics.model_dump(),
+                    "created_at": utcnow(),
+                }
+            ],
+        )
+        report_key = artifacts.write_text(
+            REPORT_ARTIFACT, _coaching_report(source.source_key, score, analysis, metrics)
+        )
+        warehouse.set_status(
+            source.consultation_id,
+            source.source_key,
+            "succeeded",
+            stage="quality_metrics",
+            run_id=context.run_id,
+        )
+    shown = {k: v for k, v in metrics.model_dump().items() if v is not None}
+    return MaterializeResult(
+        metadata={
+            "overall_score": score,
+            "prompt_version": prompt_version,
+            "summary": MetadataValue.md(analysis.summary),
+            "report": MetadataValue.path(bucket.store().locate(report_key)),
+            **{k: round(v, 3) if isinstance(v, float) else v for k, v in shown.items()},
+        }
+    )
+
+
+def _coaching_report(
+    source_key: str, score: float, analysis: ConsultationAnalysis, metrics: object
+) -> str:
+    lines = [
+        f"# Coaching report: {source_key}",
+        "",
+        f"**Overall score:** {score} / 100  ",
+        f"**Resolution:** {analysis.resolution_status.value}  ",
+        f"**Customer sentiment:** {analysis.customer_sentiment.start.value} -> "
+        f"{analysis.customer_sentiment.end.value}",
+        "",
+        "## Summary",
+        analysis.summary,
+        "",
+        "## Rubric",
+        "| criterion | score | reason |",
+        "|---|---|---|",
+        *(
+            f"| {name} | {getattr(analysis.rubric, name).score}/5 | "
+            f"{getattr(analysis.rubric, name).reason} |"
+            for name in RUBRIC_CRITERIA
+        ),
+        "",
+        "## Strengths",
+        *(f"- {s}" for s in analysis.agent_strengths),
+        "",
+        "## To improve",
+        *(
+            f"- {p.point}" + (f' — "{p.evidence_quote}"' if p.evidence_quote else "")
+            for p in analysis.improvement_points
+        ),
+        "",
+        "## Coaching tips",
+        *(f"- {t}" for t in analysis.coaching_tips),
+    ]
+    return "\n".join(lines) + "\n"

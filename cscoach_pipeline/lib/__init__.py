@@ -1,0 +1,1 @@
+"""Pure domain logic (no Dagster imports): parsing, media, PII, metrics, analysis rules."""

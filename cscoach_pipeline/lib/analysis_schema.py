@@ -1,0 +1,88 @@
+"""The validated shape of a coaching analysis. Nothing reaches a table unless it parses as this."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict, Field
+
+ANALYSIS_SCHEMA_VERSION = "1"
+
+RUBRIC_CRITERIA: tuple[str, ...] = (
+    "greeting",
+    "identification",
+    "empathy",
+    "problem_solving",
+    "accuracy",
+    "closing",
+    "professionalism",
+)
+
+
+class ResolutionStatus(StrEnum):
+    RESOLVED = "resolved"
+    PARTIALLY_RESOLVED = "partially_resolved"
+    UNRESOLVED = "unresolved"
+    ESCALATED = "escalated"
+    UNKNOWN = "unknown"
+
+
+class Sentiment(StrEnum):
+    POSITIVE = "positive"
+    NEUTRAL = "neutral"
+    NEGATIVE = "negative"
+
+
+class RubricScore(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    score: int = Field(ge=0, le=5, description="0 = absent or very poor, 5 = exemplary")
+    reason: str = Field(min_length=1)
+
+
+class RubricScores(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    greeting: RubricScore
+    identification: RubricScore
+    empathy: RubricScore
+    problem_solving: RubricScore
+    accuracy: RubricScore
+    closing: RubricScore
+    professionalism: RubricScore
+
+
+class ImprovementPoint(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    point: str = Field(min_length=1)
+    evidence_quote: str = Field(description="Verbatim quote from the transcript, may be empty")
+
+
+class CustomerSentiment(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    start: Sentiment
+    end: Sentiment
+
+
+class ConsultationAnalysis(BaseModel):
+    """The coaching analysis of one consultation, as produced by any analyzer."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    summary: str = Field(min_length=1)
+    customer_intent: str
+    issue: str
+    resolution_status: ResolutionStatus
+    customer_sentiment: CustomerSentiment
+    agent_strengths: list[str]
+    improvement_points: list[ImprovementPoint]
+    coaching_tips: list[str]
+    rubric: RubricScores
+
+
+def overall_score(rubric: RubricScores) -> float:
+    """Rubric mean mapped from 0-5 to 0-100 (equal weights), rounded to one decimal."""
+    scores = [getattr(rubric, name).score for name in RUBRIC_CRITERIA]
+    return round(sum(scores) / (5 * len(scores)) * 100, 1)

@@ -1,0 +1,48 @@
+"""Resources, swapped by environment: every choice comes from `settings.Settings`."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from dagster import EnvVar
+
+from ..settings import Settings
+from .analyzer import AnalyzerResource
+from .bucket import BucketResource
+from .speech_to_text import SpeechToTextResource
+from .warehouse import WarehouseResource
+
+__all__ = [
+    "AnalyzerResource",
+    "BucketResource",
+    "SpeechToTextResource",
+    "WarehouseResource",
+    "build_resources",
+]
+
+
+def build_resources(settings: Settings) -> dict[str, Any]:
+    # The key reaches the resource as an EnvVar, so Dagster never shows or stores its value.
+    gemini_key = EnvVar("GEMINI_API_KEY") if os.environ.get("GEMINI_API_KEY") else None
+    return {
+        "bucket": BucketResource(
+            url=settings.bucket_url,
+            incoming_prefix=settings.incoming_prefix,
+            artifacts_prefix=settings.artifacts_prefix,
+            max_file_bytes=settings.max_file_bytes,
+        ),
+        "warehouse": WarehouseResource(url=settings.warehouse_url),
+        "speech_to_text": SpeechToTextResource(
+            engine=settings.stt_engine,
+            model=settings.whisper_model,
+            language=settings.whisper_language,
+            agent_channel=settings.agent_channel,
+        ),
+        "analyzer": AnalyzerResource(
+            gemini_api_key=gemini_key,
+            gemini_model=settings.gemini_model,
+            gemini_base_url=os.environ.get("GOOGLE_GEMINI_BASE_URL") or None,
+            prompt_version=settings.prompt_version,
+        ),
+    }

@@ -1,0 +1,54 @@
+"""The bucket resource: where consultations arrive (`incoming/`) and artifacts go (`artifacts/`)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from dagster import ConfigurableResource
+from pydantic import Field
+
+from .storage import ObjectStore, open_object_store
+
+
+class BucketResource(ConfigurableResource):
+    url: str = Field(description="file:///abs/path, s3://bucket/prefix or supabase://bucket/prefix")
+    incoming_prefix: str = "incoming/"
+    artifacts_prefix: str = "artifacts/"
+    max_file_bytes: int = Field(default=2 * 1024**3, description="larger originals are failed")
+
+    def store(self) -> ObjectStore:
+        return open_object_store(self.url)
+
+    def artifacts(self, consultation_id: str) -> ConsultationArtifacts:
+        return ConsultationArtifacts(self.store(), self.artifacts_prefix, consultation_id)
+
+
+class ConsultationArtifacts:
+    """Derived files of one consultation, under `<artifacts_prefix><consultation_id>/`.
+
+    `private/` holds what must never reach BI users (the unredacted transcript)."""
+
+    def __init__(self, store: ObjectStore, artifacts_prefix: str, consultation_id: str) -> None:
+        self.store = store
+        self.prefix = f"{artifacts_prefix.rstrip('/')}/{consultation_id}/"
+
+    def key(self, name: str) -> str:
+        return self.prefix + name
+
+    def write_json(self, name: str, payload: Any) -> str:
+        key = self.key(name)
+        data = json.dumps(payload, ensure_ascii=False, indent=2, default=str).encode("utf-8")
+        self.store.write_bytes(key, data, "application/json")
+        return key
+
+    def read_json(self, name: str) -> Any:
+        return json.loads(self.store.read_bytes(self.key(name)).decode("utf-8"))
+
+    def write_text(self, name: str, text: str, content_type: str = "text/markdown") -> str:
+        key = self.key(name)
+        self.store.write_bytes(key, text.encode("utf-8"), content_type)
+        return key
+
+    def locate(self, name: str) -> str:
+        return self.store.locate(self.key(name))

@@ -1,0 +1,63 @@
+"""The one small interface every storage backend implements (local folder, S3, Supabase)."""
+
+from __future__ import annotations
+
+import hashlib
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+
+class StorageError(Exception):
+    """The store itself failed (unreachable, denied, missing object), not the file's content."""
+
+
+class ObjectNotFound(StorageError):
+    pass
+
+
+@dataclass(frozen=True)
+class StoredObject:
+    key: str
+    size: int
+    modified: datetime
+    # Cheap change token from the listing (mtime_ns for folders, ETag for S3); lets a sensor
+    # tell "unchanged" without downloading.
+    version_token: str
+    metadata: dict[str, str] = field(default_factory=dict)
+
+
+class ObjectStore(ABC):
+    """Keys are '/'-separated paths relative to the bucket root, e.g. 'incoming/a/b.wav'."""
+
+    url: str
+
+    @abstractmethod
+    def list_objects(self, prefix: str) -> Iterator[StoredObject]: ...
+
+    @abstractmethod
+    def stat(self, key: str) -> StoredObject: ...
+
+    @abstractmethod
+    def read_bytes(self, key: str) -> bytes: ...
+
+    @abstractmethod
+    def download_to(self, key: str, destination: Path) -> None: ...
+
+    @abstractmethod
+    def write_bytes(self, key: str, data: bytes, content_type: str | None = None) -> None: ...
+
+    @abstractmethod
+    def upload_file(self, source: Path, key: str, content_type: str | None = None) -> None: ...
+
+    @abstractmethod
+    def locate(self, key: str) -> str:
+        """A human-usable address of the object (path or URL), for metadata and tables."""
+
+    def sha256(self, key: str) -> str:
+        # Default streams through a download; backends override when they can do better.
+        digest = hashlib.sha256()
+        digest.update(self.read_bytes(key))
+        return digest.hexdigest()

@@ -1,0 +1,99 @@
+"""A plain folder as a bucket: the embedded default (`file:///abs/path`)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+from .base import ObjectNotFound, ObjectStore, StorageError, StoredObject
+
+_CHUNK = 1024 * 1024
+
+
+class LocalFolderStore(ObjectStore):
+    def __init__(self, root: Path) -> None:
+        self.root = root.resolve()
+        self.url = self.root.as_uri()
+
+    def _path(self, key: str) -> Path:
+        path = (self.root / key).resolve()
+        # Keys come from listings and partition tags; never let one escape the bucket.
+        if self.root != path and self.root not in path.parents:
+            raise StorageError(f"key {key!r} points outside the bucket")
+        return path
+
+    def _stored(self, path: Path, stat: os.stat_result) -> StoredObject:
+        return StoredObject(
+            key=path.relative_to(self.root).as_posix(),
+            size=stat.st_size,
+            modified=datetime.fromtimestamp(stat.st_mtime, tz=UTC),
+            version_token=f"{stat.st_size}:{stat.st_mtime_ns}",
+        )
+
+    def list_objects(self, prefix: str) -> Iterator[StoredObject]:
+        start = self._path(prefix)
+        if not start.is_dir():
+            return
+        # os.walk + scandir stat is the cheapest listing: no per-file open.
+        for directory, dirnames, filenames in os.walk(start):
+            dirnames.sort()
+            for name in sorted(filenames):
+                path = Path(directory) / name
+                try:
+                    stat = path.stat()
+                except FileNotFoundError:  # removed between listing and stat
+                    continue
+                yield self._stored(path, stat)
+
+    def stat(self, key: str) -> StoredObject:
+        path = self._path(key)
+        try:
+            return self._stored(path, path.stat())
+        except FileNotFoundError as exc:
+            raise ObjectNotFound(f"object {key!r} no longer exists in the bucket") from exc
+
+    def read_bytes(self, key: str) -> bytes:
+        try:
+            return self._path(key).read_bytes()
+        except FileNotFoundError as exc:
+            raise ObjectNotFound(f"object {key!r} no longer exists in the bucket") from exc
+
+    def download_to(self, key: str, destination: Path) -> None:
+        try:
+            shutil.copyfile(self._path(key), destination)
+        except FileNotFoundError as exc:
+            raise ObjectNotFound(f"object {key!r} no longer exists in the bucket") from exc
+
+    def write_bytes(self, key: str, data: bytes, content_type: str | None = None) -> None:
+        path = self._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # Write-then-rename so readers never see half an artifact.
+        with tempfile.NamedTemporaryFile(dir=path.parent, prefix=".tmp-", delete=False) as tmp:
+            tmp.write(data)
+        os.replace(tmp.name, path)
+
+    def upload_file(self, source: Path, key: str, content_type: str | None = None) -> None:
+        path = self._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path.parent, prefix=".tmp-", delete=False) as tmp:
+            tmp_path = Path(tmp.name)
+        shutil.copyfile(source, tmp_path)
+        os.replace(tmp_path, path)
+
+    def locate(self, key: str) -> str:
+        return str(self._path(key))
+
+    def sha256(self, key: str) -> str:
+        digest = hashlib.sha256()
+        try:
+            with self._path(key).open("rb") as handle:
+                while chunk := handle.read(_CHUNK):
+                    digest.update(chunk)
+        except FileNotFoundError as exc:
+            raise ObjectNotFound(f"object {key!r} no longer exists in the bucket") from exc
+        return digest.hexdigest()

@@ -1,0 +1,95 @@
+"""Generates real test recordings: espeak-ng speech in two voices, mixed to mono or put on
+separate stereo channels (agent left, customer right), encoded to wav/mp3/mp4 by ffmpeg."""
+
+from __future__ import annotations
+
+import subprocess
+import wave
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+RATE = 16_000
+AGENT_VOICE = "en-us+m3"
+CUSTOMER_VOICE = "en-us+f3"
+
+
+@dataclass(frozen=True)
+class Line:
+    speaker: str  # "agent" | "customer"
+    text: str
+
+
+def speak(text: str, voice: str, path: Path, words_per_minute: int = 150) -> np.ndarray:
+    subprocess.run(
+        ["espeak-ng", "-v", voice, "-s", str(words_per_minute), "-w", str(path), text],
+        check=True,
+        capture_output=True,
+    )
+    resampled = path.with_suffix(".16k.wav")
+    subprocess.run(
+        ["ffmpeg", "-nostdin", "-loglevel", "error", "-y", "-i", str(path), "-ac", "1",
+         "-ar", str(RATE), "-c:a", "pcm_s16le", str(resampled)],
+        check=True,
+    )  # fmt: skip
+    with wave.open(str(resampled), "rb") as wav:
+        data = np.frombuffer(wav.readframes(wav.getnframes()), dtype="<i2")
+    return data.astype(np.float32) / 32768.0
+
+
+def dialogue_tracks(
+    lines: list[Line], workdir: Path, gap_s: float = 0.6, voices: dict[str, str] | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Agent and customer tracks of equal length, turns one after the other."""
+    voices = voices or {"agent": AGENT_VOICE, "customer": CUSTOMER_VOICE}
+    workdir.mkdir(parents=True, exist_ok=True)
+    agent: list[np.ndarray] = []
+    customer: list[np.ndarray] = []
+    gap = np.zeros(int(gap_s * RATE), dtype=np.float32)
+    for index, line in enumerate(lines):
+        clip = speak(line.text, voices[line.speaker], workdir / f"line{index}.wav")
+        silence = np.zeros_like(clip)
+        agent += [clip if line.speaker == "agent" else silence, gap]
+        customer += [clip if line.speaker == "customer" else silence, gap]
+    return np.concatenate(agent), np.concatenate(customer)
+
+
+def write_wav(path: Path, channels: list[np.ndarray]) -> Path:
+    stacked = np.stack(channels, axis=1)
+    pcm = (np.clip(stacked, -1, 1) * 32767).astype("<i2")
+    with wave.open(str(path), "wb") as wav:
+        wav.setnchannels(len(channels))
+        wav.setsampwidth(2)
+        wav.setframerate(RATE)
+        wav.writeframes(pcm.tobytes())
+    return path
+
+
+def encode(source_wav: Path, destination: Path, *, video: bool = False) -> Path:
+    """wav -> mp3/m4a/ogg/... by extension; video=True muxes a small test picture (mp4/mkv)."""
+    cmd = ["ffmpeg", "-nostdin", "-loglevel", "error", "-y"]
+    if video:
+        cmd += ["-f", "lavfi", "-i", "testsrc=size=160x120:rate=10"]
+    cmd += ["-i", str(source_wav)]
+    if video:
+        cmd += ["-map", "0:v", "-map", "1:a", "-shortest", "-c:v", "libx264", "-preset",
+                "ultrafast", "-pix_fmt", "yuv420p"]  # fmt: skip
+    cmd += ["-ar", "16000", str(destination)]
+    subprocess.run(cmd, check=True)
+    return destination
+
+
+def silent_wav(path: Path, seconds: float, channels: int = 1) -> Path:
+    zeros = np.zeros(int(seconds * RATE), dtype=np.float32)
+    return write_wav(path, [zeros] * channels)
+
+
+def video_without_audio(path: Path, seconds: float = 2.0) -> Path:
+    subprocess.run(
+        ["ffmpeg", "-nostdin", "-loglevel", "error", "-y", "-f", "lavfi", "-i",
+         f"testsrc=size=160x120:rate=10:duration={seconds}", "-c:v", "libx264", "-preset",
+         "ultrafast", "-pix_fmt", "yuv420p", str(path)],
+        check=True,
+    )  # fmt: skip
+    return path
