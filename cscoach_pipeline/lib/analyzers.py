@@ -143,8 +143,9 @@ def _response_text(response: Any) -> str:
     if not candidates:
         reason = getattr(feedback, "block_reason", None)
         raise AnalysisError(
-            f"Gemini returned no answer (prompt blocked: {reason})" if reason else
-            "Gemini returned no candidates"
+            f"Gemini returned no answer (prompt blocked: {reason})"
+            if reason
+            else "Gemini returned no candidates"
         )
     finish = str(getattr(candidates[0], "finish_reason", "") or "")
     text = response.text

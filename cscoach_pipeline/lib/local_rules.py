@@ -148,6 +148,7 @@ REFUSAL_MASKS: tuple[str, ...] = (
     "not … refund*",
     "refund* … not possible",
     "no replacement",
+    "replacement … not possible",
     "환불…어렵",
     "환불…불가",
     "환불…안 됩",
@@ -601,6 +602,7 @@ REASON_EXTRA: dict[str, tuple[str, str]] = {
         " 'hold on' used without thanking the customer for waiting.",
         " 대기 요청 후 기다려 준 데 대한 감사 표현이 없습니다.",
     ),
+    "no_agent": ("No agent speech to assess.", "평가할 상담원 발화가 없습니다."),
     "mono": (
         " (Mono recording: speakers are not separated, so all text was treated as possibly "
         "the agent's.)",
@@ -743,8 +745,10 @@ class _View:
 
 @dataclass(frozen=True)
 class _Hit:
-    label: str
-    index: int
+    label: str  # the table phrase: what distinct cues are counted by
+    index: int  # segment position in the transcript
+    offset: int  # position in the normalized segment text, to list cues in spoken order
+    shown: str  # the text actually matched, for reasons
 
 
 @dataclass(frozen=True)
@@ -826,17 +830,21 @@ _AGENT_FORMULAE = _GREETING + _IDENTIFICATION + _EMPATHY + _PROBLEM_SOLVING + _C
 _FILLERS = frozenset(FILLER_WORDS)
 
 
-def _mask(cue: _Cue, texts: dict[bool, str]) -> int:
-    """Blank out the cue's matches (so shorter cues cannot reuse them); return the count."""
-    count = 0
+def _mask(cue: _Cue, texts: dict[bool, str]) -> list[re.Match[str]]:
+    """Blank out the cue's matches (so shorter cues cannot reuse them) and return them."""
+    matches = list(cue.pattern.finditer(texts[cue.compact]))
+    text = texts[cue.compact]
+    for m in matches:
+        text = text[: m.start()] + "\x00" * (m.end() - m.start()) + text[m.end() :]
+    texts[cue.compact] = text
+    return matches
 
-    def blank(match: re.Match[str]) -> str:
-        nonlocal count
-        count += 1
-        return "\x00" * len(match.group())
 
-    texts[cue.compact] = cue.pattern.sub(blank, texts[cue.compact])
-    return count
+def _shown(cue: _Cue, match: re.Match[str]) -> str:
+    # Space-free Korean matches read badly, and gaps may hold names: show the phrase instead.
+    if cue.compact:
+        return cue.label.replace(_GAP, "○○")
+    return re.sub("\x00+", "…", match.group())
 
 
 def _scan(
@@ -849,14 +857,18 @@ def _scan(
         for cue in masks:
             _mask(cue, texts)
         for cue in cues:
-            hits.extend(_Hit(cue.label, view.index) for _ in range(_mask(cue, texts)))
+            hits.extend(
+                _Hit(cue.label, view.index, m.start(), _shown(cue, m)) for m in _mask(cue, texts)
+            )
     return hits
 
 
-def _labels(hits: Sequence[_Hit]) -> tuple[str, ...]:
-    """Distinct cue labels in order of first appearance in the call."""
-    ordered = sorted(hits, key=lambda h: h.index)
-    return tuple(dict.fromkeys(h.label for h in ordered))
+def _distinct(hits: Sequence[_Hit]) -> tuple[str, ...]:
+    """Distinct cues in order of first appearance, each shown as first matched."""
+    first: dict[str, str] = {}
+    for hit in sorted(hits, key=lambda h: (h.index, h.offset)):
+        first.setdefault(hit.label, hit.shown)
+    return tuple(first.values())
 
 
 # --- context -------------------------------------------------------------------------------
@@ -873,7 +885,7 @@ def _context(transcript: Transcript) -> _Context:
         views=views,
         agent=by_speaker[Speaker.AGENT] or unknown,
         customer=by_speaker[Speaker.CUSTOMER] or unknown,
-        mono=not by_speaker[Speaker.AGENT] and not by_speaker[Speaker.CUSTOMER],
+        mono=bool(unknown) and not by_speaker[Speaker.AGENT] and not by_speaker[Speaker.CUSTOMER],
         korean=_is_korean(transcript, views),
     )
 
@@ -930,10 +942,10 @@ def _windowed(
     ctx: _Context, key: str, cues: tuple[_Cue, ...], window: tuple[_View, ...]
 ) -> _Result:
     """Greeting/closing: cues must be in the opening/closing agent turns to count fully."""
-    found = _labels(_scan(cues, window))
+    found = _distinct(_scan(cues, window))
     if found:
         return _Result(_cue_score(len(found), 0), _say(ctx, REASON_FOUND, key, found), found, "")
-    late = _labels(_scan(cues, ctx.agent))
+    late = _distinct(_scan(cues, ctx.agent))
     reason = _say(ctx, REASON_MISSING, key)
     if late:
         reason += _say(ctx, REASON_EXTRA, "late", late)
@@ -944,7 +956,7 @@ def _windowed(
 def _counted(
     ctx: _Context, key: str, cues: tuple[_Cue, ...], masks: tuple[_Cue, ...] = ()
 ) -> _Result:
-    found = _labels(_scan(cues, ctx.agent, masks))
+    found = _distinct(_scan(cues, ctx.agent, masks))
     table = REASON_FOUND if found else REASON_MISSING
     return _Result(_cue_score(len(found), 1), _say(ctx, table, key, found), found, "")
 
@@ -975,7 +987,7 @@ def _penalized(
     ctx: _Context, base: _Result, extra_key: str, penalty_hits: list[_Hit], weight: int
 ) -> _Result:
     """Lower a cue-based score by `weight` per distinct penalty cue, quoting the first one."""
-    penalties = _labels(penalty_hits)
+    penalties = _distinct(penalty_hits)
     if not penalties:
         return base
     reason = base.reason + _say(ctx, REASON_EXTRA, extra_key, penalties)
@@ -997,15 +1009,18 @@ def _accuracy(ctx: _Context) -> _Result:
 
 
 def _professionalism(ctx: _Context) -> _Result:
+    if not ctx.agent:  # silence is not politeness
+        return _Result(0, _say(ctx, REASON_EXTRA, "no_agent"), (), "")
     rude_hits = _scan(_RUDE, ctx.agent, _RUDE_EXCUSED)
     hold_hits = _scan(_HOLD, ctx.agent)
     # "hold on" is only curt when the customer is never thanked for waiting.
     unthanked_hold = bool(hold_hits) and not _scan(_HOLD_THANKS, ctx.agent)
-    rude = _labels(rude_hits)
+    rude = _distinct(rude_hits)
     if not rude and not unthanked_hold:
-        courtesy = _labels(_scan(_COURTESY, ctx.agent))
+        courtesy = _distinct(_scan(_COURTESY, ctx.agent))
         table = REASON_FOUND if courtesy else REASON_MISSING
-        return _Result(5 if courtesy else 4, _say(ctx, table, "professionalism", courtesy), (), "")
+        reason = _say(ctx, table, "professionalism", courtesy)
+        return _Result(5 if courtesy else 4, reason, courtesy, "")
     reason = _say(ctx, REASON_EXTRA, "rude", rude) if rude else ""
     if unthanked_hold:
         reason = (reason + _say(ctx, REASON_EXTRA, "hold")).strip()
@@ -1043,9 +1058,9 @@ def _resolution(ctx: _Context) -> ResolutionStatus:
     views = sorted(
         {**late_customer, **{v.index: v for v in ctx.agent}}.values(), key=lambda v: v.index
     )
-    escalated = len(_labels(_scan(_ESCALATED, ctx.agent)))
-    unresolved = len(_labels(_scan(_UNRESOLVED, views, _RESOLUTION_BENIGN)))
-    resolved = len(_labels(_scan(_RESOLVED, views, _RESOLUTION_BENIGN + _UNRESOLVED)))
+    escalated = len(_distinct(_scan(_ESCALATED, ctx.agent)))
+    unresolved = len(_distinct(_scan(_UNRESOLVED, views, _RESOLUTION_BENIGN)))
+    resolved = len(_distinct(_scan(_RESOLVED, views, _RESOLUTION_BENIGN + _UNRESOLVED)))
     return _decide_status(escalated, unresolved, resolved)
 
 
@@ -1110,7 +1125,7 @@ def _intent_and_issue(statements: Sequence[_View]) -> tuple[str, str]:
     if not statements:
         return "", ""
     intent = statements[0].raw.strip()
-    if len(intent) < 40 and len(statements) > 1:
+    if count_speech_units(intent) < 8 and len(statements) > 1:
         intent = f"{intent} {statements[1].raw.strip()}"  # a short opener rarely says it all
     issue_view = next((v for v in statements if _scan(_ISSUE, [v])), statements[0])
     return _truncate(intent), _truncate(issue_view.raw)

@@ -15,8 +15,10 @@ _UNSAFE = re.compile(r"[^\w.\-]+", re.UNICODE)
 
 
 def consultation_id_for(source_key: str, incoming_prefix: str = "incoming/") -> str:
-    relative = source_key[len(incoming_prefix) :] if source_key.startswith(incoming_prefix) else (
-        source_key
+    relative = (
+        source_key[len(incoming_prefix) :]
+        if source_key.startswith(incoming_prefix)
+        else (source_key)
     )
     text = unicodedata.normalize("NFC", relative).replace("/", "__")
     readable = _UNSAFE.sub("-", text).strip("-_.") or "consultation"

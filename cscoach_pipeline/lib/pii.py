@@ -70,6 +70,7 @@ def redact(text: str) -> RedactionResult:
 
     out = _EMAIL_RE.sub(email, text)
     out = _SPOKEN_EMAIL_RE.sub(email, out)
+    out = _CUED_EMAIL_RE.sub(lambda m: m.group("cue") + email(m), out)
     out = _DIGIT_RUN_RE.sub(lambda m: _replace_digit_run(m, counts), out)
     out = _SPOKEN_RUN_RE.sub(lambda m: _replace_spoken_run(m, counts), out)
     # Stable key order (enum order) keeps BI rows and test output deterministic.
@@ -171,6 +172,7 @@ _CUE_RE = re.compile(
     re.IGNORECASE,
 )
 _CUE_WINDOW_WORDS = 5
+_SENTENCE_END_RE = re.compile(r"[.?!。]\s")
 
 
 def _cue_kind(before: str) -> PiiKind | None:
@@ -178,8 +180,11 @@ def _cue_kind(before: str) -> PiiKind | None:
 
     Falls back to PHONE for a bare "number"/"번호", else None.
     """
-    # Placeholders would otherwise act as cues ("[PHONE]" contains "phone").
-    tail = _PLACEHOLDER_RE.sub(" ", before[-200:])
+    # A cue belongs to the first number after it: stop at an earlier finding (which also
+    # keeps "[PHONE]" from acting as a cue) and at the end of the previous sentence.
+    tail = before[-200:]
+    for boundary in (_PLACEHOLDER_RE, _SENTENCE_END_RE):
+        tail = boundary.split(tail)[-1]
     window = " ".join(tail.split()[-_CUE_WINDOW_WORDS:])
     strong: PiiKind | None = None
     weak = False
@@ -228,6 +233,15 @@ _SPOKEN_EMAIL_RE = re.compile(
 # --------------------------------------------------------------------------------------
 # Digit runs: RRN, card, phone, account
 # --------------------------------------------------------------------------------------
+
+# Speech-to-text often garbles an address into something like "jongofimple.com" or
+# "john and have an ample dot com": after an email cue, anything up to a domain ending goes.
+_CUED_EMAIL_RE = re.compile(
+    rf"(?P<cue>\b(?:e-?mail|mail|이메일|메일)(?:{_HSPACE}+(?:address|주소))?"
+    rf"(?:{_HSPACE}*(?:is|was|:|은|는|이|가)){_HSPACE}*)"
+    rf"(?P<address>[^\s\[][^\n\[]{{0,60}}?{_DOMAIN_SEP}(?:{_TLDS})\b(?:{_DOMAIN_SEP}(?:{_TLDS})\b)?)",
+    re.IGNORECASE,
+)
 
 _GROUP = r"(?:\(\d{1,4}\)|\d+)"
 _GROUP_SEP = rf"(?:{_HSPACE}?-{_HSPACE}?|{_HSPACE})"
@@ -366,10 +380,7 @@ _NUM_WORD_AFTER_RE = re.compile(rf"{_TOKEN_SEP}{_NUM_WORD_B}", re.IGNORECASE)
 
 def _next_to_number_word(before: str, after: str) -> bool:
     """True if a spoken number word touches the run ("zero ten 1234 5678")."""
-    return bool(
-        _NUM_WORD_BEFORE_RE.search(before[-40:]) or _NUM_WORD_AFTER_RE.match(after)
-    )
-
+    return bool(_NUM_WORD_BEFORE_RE.search(before[-40:]) or _NUM_WORD_AFTER_RE.match(after))
 
 
 def _weak_kind(run: str, before: str, after: str) -> PiiKind | None:

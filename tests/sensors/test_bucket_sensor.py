@@ -1,0 +1,134 @@
+"""Proves the bucket sensor's contract on a real folder bucket and a real Dagster instance:
+one partition and one run per new consultation, stable safe partition keys, partial uploads
+and still-changing files wait, unsupported files are rejected with a reason and no run,
+identical content is never processed twice, changed content is a new version, deletions are
+noticed, and the cursor stays small. No speech-to-text runs here."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+
+import pytest
+
+from cscoach_pipeline.lib import tables
+from cscoach_pipeline.partitions import consultation_partitions
+from tests.support.pipeline import PipelineHarness
+
+CHAT = b"Agent: Hello, how can I help?\nCustomer: My parcel is late.\n"
+
+
+def test_new_files_get_one_partition_and_one_run_each(harness: PipelineHarness) -> None:
+    harness.drop("team-a/agent 7/call, first.txt", CHAT)
+    harness.drop("team-b/chat.json", b'[{"role": "user", "text": "hi"}]')
+
+    requests = harness.tick()
+
+    keys = sorted(r.partition_key for r in requests)
+    assert len(keys) == 2
+    assert sorted(harness.instance.get_dynamic_partitions(consultation_partitions.name)) == keys
+    for key in keys:
+        assert "," not in key and "/" not in key and " " not in key
+    assert any(k.startswith("team-a__agent-7__call-first.txt-") for k in keys)
+    assert {r.tags["cscoach/source_key"] for r in requests} == {
+        "incoming/team-a/agent 7/call, first.txt",
+        "incoming/team-b/chat.json",
+    }
+    statuses = harness.status_by_key()
+    assert {s["status"] for s in statuses.values()} == {"queued"}
+    # A second tick with nothing new requests nothing.
+    assert harness.tick() == []
+
+
+def test_partition_key_is_stable_across_instances(harness: PipelineHarness, tmp_path) -> None:
+    harness.drop("x/y.txt", CHAT)
+    first = harness.tick()[0].partition_key
+    other = PipelineHarness(root=tmp_path / "other")
+    other.drop("x/y.txt", b"different content, same key")
+    assert other.tick()[0].partition_key == first
+
+
+def test_partial_uploads_and_hidden_files_are_ignored(harness: PipelineHarness) -> None:
+    for name in ("a.wav.part", "b.mp4.crdownload", "c.txt.tmp", ".hidden.txt", ".sync/d.txt"):
+        harness.drop(name, CHAT)
+    harness.drop("call.txt.meta.json", b"{}")
+    assert harness.tick() == []
+    assert harness.table("consultation_status").empty
+
+
+def test_unsupported_type_is_rejected_with_reason_and_no_run(harness: PipelineHarness) -> None:
+    harness.drop("docs/manual.pdf", b"%PDF-1.7 ...")
+    assert harness.tick() == []
+    status = harness.status_by_key()["incoming/docs/manual.pdf"]
+    assert status["status"] == "rejected"
+    assert "unsupported file type '.pdf'" in status["error"]
+    assert harness.instance.get_dynamic_partitions(consultation_partitions.name) == []
+
+
+def test_file_still_being_written_waits_until_it_settles(
+    harness: PipelineHarness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CSCOACH_SETTLE_SECONDS", "3600")
+    path = harness.drop("growing.txt", CHAT)
+    assert harness.tick() == []  # first sight of a fresh file: wait
+    with path.open("ab") as handle:
+        handle.write(b"Agent: one more line\n")
+    assert harness.tick() == []  # it changed since: still being written
+    requests = harness.tick()  # unchanged for a whole tick: settled
+    assert [r.tags["cscoach/source_key"] for r in requests] == ["incoming/growing.txt"]
+
+
+def test_identical_content_is_not_processed_twice(harness: PipelineHarness) -> None:
+    path = harness.drop("call.txt", CHAT)
+    assert len(harness.tick()) == 1
+    # Re-dropped (same bytes, new mtime) under the same key: nothing to do.
+    path.write_bytes(CHAT)
+    os.utime(path, (time.time() - 50, time.time() - 50))
+    assert harness.tick() == []
+    # The same content under another key is a duplicate, rejected with a pointer.
+    harness.drop("copy/call-again.txt", CHAT)
+    assert harness.tick() == []
+    status = harness.status_by_key()["incoming/copy/call-again.txt"]
+    assert status["status"] == "rejected"
+    assert status["error"].startswith("duplicate of consultation call.txt-")
+
+
+def test_changed_content_is_a_new_version_run_again(harness: PipelineHarness) -> None:
+    path = harness.drop("call.txt", CHAT)
+    first = harness.tick()[0]
+    path.write_bytes(CHAT + b"Agent: Anything else?\n")
+    os.utime(path, (time.time() - 50, time.time() - 50))
+    second = harness.tick()
+    assert len(second) == 1
+    assert second[0].partition_key == first.partition_key
+    assert second[0].run_key != first.run_key
+    assert second[0].tags["cscoach/version"] == "2"
+    # Back to the first content: still a new version, so it runs again.
+    path.write_bytes(CHAT)
+    os.utime(path, (time.time() - 40, time.time() - 40))
+    third = harness.tick()
+    assert third[0].tags["cscoach/version"] == "3"
+
+
+def test_deleted_objects_are_noticed_and_a_reupload_is_new(harness: PipelineHarness) -> None:
+    path = harness.drop("call.txt", CHAT)
+    harness.tick()
+    path.unlink()
+    assert harness.tick() == []
+    rows = harness.warehouse.fetch_rows(tables.bucket_objects, source_key="incoming/call.txt")
+    assert rows[0]["state"] == "deleted"
+    harness.drop("call.txt", CHAT)
+    again = harness.tick()
+    assert len(again) == 1 and again[0].tags["cscoach/version"] == "2"
+
+
+def test_cursor_stays_small_with_many_objects(harness: PipelineHarness) -> None:
+    for index in range(300):
+        harness.drop(f"bulk/{index:04d}.txt", CHAT + str(index).encode())
+    requests = harness.tick()
+    assert len(requests) == 200  # CSCOACH_MAX_RUNS_PER_TICK default: the rest wait
+    assert len(harness.tick()) == 100
+    assert harness.tick() == []
+    assert len(harness.cursor or "") < 200
+    assert json.loads(harness.cursor or "{}") in ({}, {"pending": {}})

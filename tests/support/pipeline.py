@@ -1,0 +1,128 @@
+"""Drives the real Dagster objects the way the daemon does: evaluate the bucket sensor, apply
+its dynamic-partition requests to the instance, execute the requested partition runs."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from dagster import (
+    DagsterInstance,
+    Definitions,
+    ExecuteInProcessResult,
+    RunRequest,
+    SensorResult,
+    build_sensor_context,
+)
+
+from cscoach_pipeline.assets import consultation_assets
+from cscoach_pipeline.jobs import process_consultation_job
+from cscoach_pipeline.partitions import consultation_partitions
+from cscoach_pipeline.resources import (
+    AnalyzerResource,
+    BucketResource,
+    SpeechToTextResource,
+    WarehouseResource,
+)
+from cscoach_pipeline.sensors import consultation_bucket_sensor
+
+BI_TABLES = (
+    "consultations",
+    "consultation_status",
+    "transcript_segments",
+    "analyses",
+    "quality_metrics",
+)
+
+
+@dataclass
+class PipelineHarness:
+    root: Path
+    warehouse_url: str | None = None
+    max_file_bytes: int = 50 * 1024 * 1024
+    analyzer: AnalyzerResource = field(default_factory=AnalyzerResource)
+    cursor: str | None = None
+
+    def __post_init__(self) -> None:
+        self.bucket_root = self.root / "bucket"
+        self.incoming = self.bucket_root / "incoming"
+        self.incoming.mkdir(parents=True, exist_ok=True)
+        self.warehouse_url = self.warehouse_url or f"sqlite:///{self.root / 'warehouse.db'}"
+        self.resources: dict[str, Any] = {
+            "bucket": BucketResource(
+                url=self.bucket_root.as_uri(), max_file_bytes=self.max_file_bytes
+            ),
+            "warehouse": WarehouseResource(url=self.warehouse_url),
+            "speech_to_text": SpeechToTextResource(),
+            "analyzer": self.analyzer,
+        }
+        self.defs = Definitions(
+            assets=consultation_assets,
+            jobs=[process_consultation_job],
+            sensors=[consultation_bucket_sensor],
+            resources=self.resources,
+        )
+        self.instance = DagsterInstance.ephemeral()
+
+    @property
+    def warehouse(self) -> WarehouseResource:
+        return self.resources["warehouse"]
+
+    def drop(self, relative: str, data: bytes | Path) -> Path:
+        target = self.incoming / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(data.read_bytes() if isinstance(data, Path) else data)
+        return target
+
+    def tick(self) -> list[RunRequest]:
+        context = build_sensor_context(
+            instance=self.instance,
+            cursor=self.cursor,
+            resources=self.resources,
+            definitions=self.defs,
+        )
+        result = consultation_bucket_sensor(context)
+        if isinstance(result, SensorResult):
+            for request in result.dynamic_partitions_requests or []:
+                self.instance.add_dynamic_partitions(
+                    consultation_partitions.name, list(request.partition_keys)
+                )
+            self.cursor = result.cursor
+            return list(result.run_requests or [])
+        self.cursor = context.cursor
+        return []
+
+    def run(self, request: RunRequest) -> ExecuteInProcessResult:
+        job = self.defs.resolve_job_def(process_consultation_job.name)
+        return job.execute_in_process(
+            partition_key=request.partition_key,
+            instance=self.instance,
+            tags=request.tags,
+            raise_on_error=False,
+        )
+
+    def process(self) -> dict[str, ExecuteInProcessResult]:
+        """One sensor tick, then every run it requested; keyed by partition."""
+        return {r.partition_key: self.run(r) for r in self.tick()}
+
+    def table(self, name: str) -> pd.DataFrame:
+        return self.warehouse.read_frame(f"SELECT * FROM {name}")
+
+    def status_by_key(self) -> dict[str, dict[str, Any]]:
+        frame = self.table("consultation_status")
+        return {row["source_key"]: row for row in frame.to_dict("records")}
+
+    def all_table_text(self) -> str:
+        return "\n".join(self.table(name).to_csv(index=False) for name in BI_TABLES)
+
+
+def tree_digest(root: Path) -> dict[str, str]:
+    """sha256 of every file under root: proves originals were not modified or deleted."""
+    return {
+        p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
