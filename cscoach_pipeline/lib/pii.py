@@ -71,8 +71,11 @@ def redact(text: str) -> RedactionResult:
     out = _EMAIL_RE.sub(email, text)
     out = _SPOKEN_EMAIL_RE.sub(email, out)
     out = _CUED_EMAIL_RE.sub(lambda m: m.group("cue") + email(m), out)
+    out = _LONG_DECIMAL_RE.sub(lambda m: _replace_long_decimal(m, counts), out)
     out = _DIGIT_RUN_RE.sub(lambda m: _replace_digit_run(m, counts), out)
     out = _SPOKEN_RUN_RE.sub(lambda m: _replace_spoken_run(m, counts), out)
+    # Last sweep: digit groups garbled by speech-to-text right after a contact cue.
+    out = _CUED_DIGITS_RE.sub(lambda m: _replace_cued_digits(m, counts), out)
     # Stable key order (enum order) keeps BI rows and test output deterministic.
     ordered = {kind.value: counts[kind] for kind in PiiKind if counts[kind]}
     return RedactionResult(text=out, counts=ordered)
@@ -196,6 +199,36 @@ def _cue_kind(before: str) -> PiiKind | None:
     if strong is not None:
         return strong
     return PiiKind.PHONE if weak else None
+
+
+# Speech-to-text sometimes renders a dictated number as a decimal ("at 0.43218765"). No
+# price or measurement carries six or more decimals, so such a token is a dictated number.
+_LONG_DECIMAL_RE = re.compile(r"(?<![\d.,])\d{1,4}[.,]\d{6,}(?![\d])")
+
+
+# Dictated numbers come out of speech-to-text split by stray commas and dots ("reach me at
+# 0.04,321"). Right after a contact cue, digits with any separators are one number.
+_CUED_DIGITS_RE = re.compile(
+    r"(?P<cue>\b(?:reach me (?:at|on)|call me (?:at|on|back on)|phone|number|mobile|cell|"
+    r"contact|번호|연락처|전화|휴대폰|카드|계좌)\b[^\d\n\[]{0,25}?)"
+    r"(?P<digits>\+?\d[\d.,\s()-]*\d)",
+    re.IGNORECASE,
+)
+
+
+def _replace_cued_digits(match: re.Match[str], counts: Counter[str]) -> str:
+    digits = re.sub(r"\D", "", match.group("digits"))
+    if len(digits) < 5 or _AMOUNT_AFTER_RE.match(match.string, match.end()):
+        return match.group(0)
+    kind = _cue_kind(match.string[: match.start("digits")]) or PiiKind.PHONE
+    counts[kind] += 1
+    return match.group("cue") + kind.placeholder
+
+
+def _replace_long_decimal(match: re.Match[str], counts: Counter[str]) -> str:
+    kind = _cue_kind(match.string[: match.start()]) or PiiKind.NUMBER
+    counts[kind] += 1
+    return kind.placeholder
 
 
 # --------------------------------------------------------------------------------------

@@ -230,6 +230,11 @@ def is_hallucination(segment: RecognizedSegment) -> bool:
         return True
     if segment.compression_ratio > 2.4:  # a repetition loop
         return True
+    # Zero-length or near-zero-confidence fragments are decoder noise, not speech.
+    if segment.end_s - segment.start_s < 0.05:
+        return True
+    if segment.word_confidence is not None and segment.word_confidence < 0.15:
+        return True
     return text in KNOWN_HALLUCINATIONS and (
         segment.no_speech_prob > 0.3 or segment.avg_logprob < -0.8
     )

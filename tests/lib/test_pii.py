@@ -230,3 +230,27 @@ def test_public_types() -> None:
 )
 def test_cue_window(text: str, expected: str) -> None:
     assert redact_text(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # Speech-to-text garbles dictated numbers and addresses; these shapes come from the
+        # bundled tiny.en model transcribing our own test calls.
+        ("You can reach me at 0.04,321,", "You can reach me at [PHONE],"),
+        ("You can reach me at 0.43218765.", "You can reach me at [NUMBER]."),
+        ("call me back on 010.1234.5678 please", "call me back on [PHONE] please"),
+        ("My email is jongofimple.com.", "My email is [EMAIL]."),
+        ("my email address is john and have an ample dot com thanks",
+         "my email address is [EMAIL] thanks"),
+    ],
+)  # fmt: skip
+def test_redacts_speech_to_text_garbled_pii(text: str, expected: str) -> None:
+    assert redact_text(text) == expected
+
+
+@pytest.mark.parametrize(
+    "text", ["It costs 150,000 won", "pi is 3.14", "I will email you. It is done.", "1975."]
+)
+def test_garbled_pii_rules_leave_ordinary_text(text: str) -> None:
+    assert redact_text(text) == text

@@ -10,6 +10,7 @@ GOOD_CALL = [
     Line("agent", "I am sorry to hear that, I understand. May I have your full name to verify "
                   "your account?"),
     Line("customer", "My name is John Smith. My email is john at example dot com."),
+    Line("customer", "You can reach me at 010 4321 8765."),
     Line("agent", "Thank you. Let me check. I have blocked the card and ordered a replacement. "
                   "You will receive it within five business days."),
     Line("customer", "That is great, thank you so much for your help."),
@@ -26,7 +27,7 @@ BAD_CALL = [
 ]  # fmt: skip
 
 # PII the good call speaks: none of these may appear in any table.
-SPOKEN_PII = ["john at example dot com", "john@example.com"]
+SPOKEN_PII = ["example dot com", "example.com", "john@", "4321", "8765", "forty three"]
 
 
 def script_text(lines: list[Line]) -> str:
