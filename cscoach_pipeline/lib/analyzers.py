@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import time
 from abc import ABC, abstractmethod
@@ -60,6 +61,21 @@ class LocalRulesAnalyzer(Analyzer):
 RETRYABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 
 
+def _transport_errors() -> tuple[tuple[type[Exception], ...], tuple[type[Exception], ...]]:
+    """(timeouts, connection failures) of the HTTP library google-genai uses (httpx, or its
+    fork httpx2 in newer releases); both are transient and retried like 5xx answers."""
+    timeouts: list[type[Exception]] = []
+    connects: list[type[Exception]] = []
+    for module_name in ("httpx", "httpx2"):
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError:
+            continue
+        timeouts.append(module.TimeoutException)
+        connects.append(module.ConnectError)
+    return tuple(timeouts), tuple(connects)
+
+
 class GeminiAnalyzer(Analyzer):
     """Google Gemini through `google-genai` with JSON-schema structured output."""
 
@@ -79,6 +95,7 @@ class GeminiAnalyzer(Analyzer):
         from google.genai import types
 
         self.model = model
+        self.timeout_s = timeout_s
         self.max_retries = max_retries
         self.backoff_base_s = backoff_base_s
         http_options = types.HttpOptions(timeout=int(timeout_s * 1000))
@@ -99,6 +116,7 @@ class GeminiAnalyzer(Analyzer):
     def _generate(self, contents: str, config: Any) -> Any:
         from google.genai import errors
 
+        timeouts, connect_errors = _transport_errors()
         for attempt in range(self.max_retries + 1):
             try:
                 return self._client.models.generate_content(
@@ -111,6 +129,16 @@ class GeminiAnalyzer(Analyzer):
                         f"Gemini request failed with HTTP {exc.code} {exc.status or ''}: "
                         f"{exc.message or 'no message'}"
                         + (f" (after {attempt + 1} attempts)" if retryable else "")
+                    ) from exc
+            except (*timeouts, *connect_errors) as exc:
+                if attempt == self.max_retries:
+                    what = (
+                        f"timed out after {self.timeout_s:g} s"
+                        if isinstance(exc, timeouts)
+                        else f"could not connect ({type(exc).__name__}: {exc})"
+                    )
+                    raise AnalysisError(
+                        f"Gemini request {what} (after {attempt + 1} attempts)"
                     ) from exc
             time.sleep(self.backoff_base_s * 2**attempt)  # 2 s, 4 s, 8 s as in the origin
         raise AssertionError("unreachable")

