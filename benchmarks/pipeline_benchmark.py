@@ -148,12 +148,17 @@ def drop_to_rows(recordings: dict[str, Path], files: int, port: int) -> dict[str
         _wait_for_tables(warehouse, timeout_s=120)
         names = list(recordings)
         dropped: dict[str, float] = {}
+        wavs = [recordings[n] for n in names if n.endswith(".wav")]
         for index in range(files):
-            source = recordings[names[index % len(names)]]
+            if index < len(names):
+                source = recordings[names[index]]
+                data = source.read_bytes()
+            else:
+                # Distinct content per file, or the sensor would reject copies as duplicates.
+                source = wavs[index % len(wavs)]
+                data = _with_tail(source, index)
             target = incoming / f"bench-{index:03d}{source.suffix}"
-            # Distinct content per file, or the sensor would reject copies as duplicates.
-            data = source.read_bytes() + (b"" if source.suffix != ".wav" else b"")
-            target.write_bytes(data if index < len(names) else _with_tail(source, index))
+            target.write_bytes(data)
             dropped[f"incoming/{target.name}"] = time.time()
         done = _wait_for_final(warehouse, set(dropped), timeout_s=600)
         latencies = {key: done[key][1] - dropped[key] for key in dropped if key in done}
@@ -240,10 +245,14 @@ def _run_overheads(home: Path) -> dict[str, Any]:
             )
             if not end or DagsterEventType.RUN_DEQUEUED not in events:
                 continue
-            steps = {s.step_key: s.end_time - s.start_time for s in instance.get_run_step_stats(run_id)}
+            steps = {
+                s.step_key: s.end_time - s.start_time for s in instance.get_run_step_stats(run_id)
+            }
             step_total = sum(steps.values())
             work = steps.get("raw_transcript", 0) + steps.get("consultation_analysis", 0)
-            launch.append(events[DagsterEventType.RUN_START] - events[DagsterEventType.RUN_DEQUEUED])
+            launch.append(
+                events[DagsterEventType.RUN_START] - events[DagsterEventType.RUN_DEQUEUED]
+            )
             in_run.append(end - events[DagsterEventType.RUN_START] - step_total)
             outside.append(end - events[DagsterEventType.RUN_DEQUEUED] - work)
     return {
@@ -271,7 +280,10 @@ def main() -> None:
     args = parser.parse_args()
     cache = Path(tempfile.mkdtemp(prefix="cscoach-bench-media-"))
     recordings = make_recordings(cache)
-    results: dict[str, Any] = {"machine": f"{os.cpu_count()} cores", "stt": stt_speed(recordings, cache)}
+    results: dict[str, Any] = {
+        "machine": f"{os.cpu_count()} cores",
+        "stt": stt_speed(recordings, cache),
+    }
     if not args.skip_dagster:
         results["pipeline"] = drop_to_rows(recordings, args.files, args.port)
     out = ROOT / "bench-results" / "pipeline.json"

@@ -1,1 +1,1 @@
-"""cscoach-pipeline: customer-service consultations in a bucket -> coaching insight in SQL tables."""
+"""cscoach-pipeline: consultations in a bucket -> coaching insight in SQL tables."""

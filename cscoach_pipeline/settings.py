@@ -41,14 +41,14 @@ class Settings:
     whisper_model: str = field(default_factory=lambda: _env("CSCOACH_WHISPER_MODEL", ""))
     stt_engine: str = field(default_factory=lambda: _env("CSCOACH_STT_ENGINE", "faster-whisper"))
     whisper_language: str = field(default_factory=lambda: _env("CSCOACH_WHISPER_LANGUAGE", ""))
-    agent_channel: int = field(
-        default_factory=lambda: int(_env_float("CSCOACH_AGENT_CHANNEL", 0))
-    )
+    agent_channel: int = field(default_factory=lambda: int(_env_float("CSCOACH_AGENT_CHANNEL", 0)))
     gemini_model: str = field(
         default_factory=lambda: _env("CSCOACH_GEMINI_MODEL", "gemini-2.5-flash")
     )
     prompt_version: str = field(default_factory=lambda: _env("CSCOACH_PROMPT_VERSION", "v1"))
-    incoming_prefix: str = field(default_factory=lambda: _env("CSCOACH_INCOMING_PREFIX", "incoming/"))
+    incoming_prefix: str = field(
+        default_factory=lambda: _env("CSCOACH_INCOMING_PREFIX", "incoming/")
+    )
     artifacts_prefix: str = field(
         default_factory=lambda: _env("CSCOACH_ARTIFACTS_PREFIX", "artifacts/")
     )

@@ -62,7 +62,9 @@ def test_each_file_gets_its_own_outcome(
 
 
 def test_failures_are_readable_in_the_dagster_run(bad_batch: PipelineHarness) -> None:
-    by_key = {row["source_key"]: row for row in bad_batch.table("consultation_status").to_dict("records")}
+    by_key = {
+        row["source_key"]: row for row in bad_batch.table("consultation_status").to_dict("records")
+    }
     corrupt_id = by_key["incoming/corrupt.mp3"]["consultation_id"]
     result = bad_batch.results[corrupt_id]  # type: ignore[attr-defined]
     assert not result.success
@@ -92,3 +94,14 @@ def test_sensor_keeps_working_after_failures(bad_batch: PipelineHarness) -> None
     finally:
         del os.environ["CSCOACH_SETTLE_SECONDS"]
     assert len(results) == 1 and next(iter(results.values())).success
+
+
+def test_silence_is_not_analysed_or_scored_in_dagster(bad_batch: PipelineHarness) -> None:
+    from dagster import AssetKey
+
+    silence_id = bad_batch.status_by_key()["incoming/silence.wav"]["consultation_id"]
+    result = bad_batch.results[silence_id]  # type: ignore[attr-defined]
+    materialized = {event.asset_key for event in result.get_asset_materialization_events()}
+    assert AssetKey("transcript") in materialized
+    assert AssetKey("consultation_analysis") not in materialized
+    assert AssetKey("quality_metrics") not in materialized

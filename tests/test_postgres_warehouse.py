@@ -67,7 +67,9 @@ def test_rerun_replaces_rows_and_readers_never_see_half(pg_harness: PipelineHarn
     def read_continuously() -> None:
         with reader.connect() as conn:
             while not stop.is_set():
-                seen.append(conn.execute(text("SELECT count(*) FROM transcript_segments")).scalar_one())
+                seen.append(
+                    conn.execute(text("SELECT count(*) FROM transcript_segments")).scalar_one()
+                )
                 conn.commit()
 
     thread = threading.Thread(target=read_continuously)

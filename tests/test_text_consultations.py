@@ -99,12 +99,18 @@ def test_korean_polite_chat_scores_well(text_batch: PipelineHarness) -> None:
 def test_timed_subtitles_keep_their_times(text_batch: PipelineHarness) -> None:
     consultations = text_batch.table("consultations").set_index("source_key")
     segments = text_batch.table("transcript_segments")
-    srt = segments[segments.consultation_id == consultations.loc["incoming/en/call.srt"].consultation_id]
+    srt = segments[
+        segments.consultation_id == consultations.loc["incoming/en/call.srt"].consultation_id
+    ]
     assert list(srt.start_s) == [1.0, 4.0] and list(srt.speaker) == ["agent", "customer"]
-    vtt = segments[segments.consultation_id == consultations.loc["incoming/en/call.vtt"].consultation_id]
+    vtt = segments[
+        segments.consultation_id == consultations.loc["incoming/en/call.vtt"].consultation_id
+    ]
     assert list(vtt.speaker) == ["agent", "customer"]
     metrics = text_batch.table("quality_metrics").set_index("consultation_id")
-    assert metrics.loc[consultations.loc["incoming/en/call.srt"].consultation_id].agent_talk_s == 2.5
+    assert (
+        metrics.loc[consultations.loc["incoming/en/call.srt"].consultation_id].agent_talk_s == 2.5
+    )
 
 
 def test_pii_never_reaches_a_table(text_batch: PipelineHarness) -> None:

@@ -2,9 +2,9 @@
 metadata a supervisor reads in the Dagster UI. Artifacts live in the bucket under
 `artifacts/<consultation_id>/`; the BI tables are written idempotently per partition."""
 
-
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
@@ -122,9 +122,7 @@ def consultation_audio(
     with consultation_step(context, warehouse, "consultation_audio") as source:
         row = warehouse.fetch_rows(tables.consultations, consultation_id=source.consultation_id)[0]
         if row["file_type"] == FileType.TEXT:
-            return MaterializeResult(
-                metadata={"skipped": "text consultation: no audio to extract"}
-            )
+            return MaterializeResult(metadata={"skipped": "text consultation: no audio to extract"})
         started = time.perf_counter()
         store = bucket.store()
         with tempfile.TemporaryDirectory(prefix="cscoach-audio-") as tmp:
@@ -133,7 +131,8 @@ def consultation_audio(
             info = probe_media(original, settings.ffmpeg_timeout_s)
             if not info.has_audio:
                 raise MediaError(
-                    "the video has no audio track" if info.has_video
+                    "the video has no audio track"
+                    if info.has_video
                     else "the file has no audio stream"
                 )
             file_type = FileType.VIDEO if info.has_video else FileType.AUDIO
@@ -191,9 +190,7 @@ def raw_transcript(
         artifacts = bucket.artifacts(source.consultation_id)
         started = time.perf_counter()
         if row["file_type"] == FileType.TEXT:
-            result = parse_text_consultation(
-                store.read_bytes(source.source_key), row["extension"]
-            )
+            result = parse_text_consultation(store.read_bytes(source.source_key), row["extension"])
         else:
             with tempfile.TemporaryDirectory(prefix="cscoach-stt-") as tmp:
                 wav = Path(tmp) / AUDIO_ARTIFACT
@@ -218,7 +215,9 @@ def raw_transcript(
         metadata |= {
             "engine": result.engine or "",
             "model": Path(result.model or "").name or (result.model or ""),
-            "audio_seconds_per_wall_second": round((result.duration_s or 0) / max(elapsed, 1e-6), 2),
+            "audio_seconds_per_wall_second": round(
+                (result.duration_s or 0) / max(elapsed, 1e-6), 2
+            ),
         }
     return MaterializeResult(metadata=metadata)
 
@@ -300,18 +299,22 @@ def transcript(
     kinds={"gemini"},
     code_version=f"prompt-{load_settings().prompt_version}",
     description="Validated coaching analysis (Gemini, or offline local rules), per prompt version.",
+    # A consultation without speech has nothing to analyse: no materialization, and Dagster
+    # skips quality_metrics for it, so the UI never shows a score that does not exist.
+    output_required=False,
 )
 def consultation_analysis(
     context: AssetExecutionContext,
     bucket: BucketResource,
     warehouse: WarehouseResource,
     analyzer: AnalyzerResource,
-) -> MaterializeResult:
+) -> Iterator[MaterializeResult]:
     with consultation_step(context, warehouse, "consultation_analysis") as source:
         artifacts = bucket.artifacts(source.consultation_id)
         clean = Transcript.model_validate(artifacts.read_json(TRANSCRIPT_ARTIFACT))
         if not clean.segments:
-            return MaterializeResult(metadata={"skipped": "no speech: nothing to analyse"})
+            context.log.info("no speech in this consultation: analysis skipped")
+            return
         prompt = analyzer.prompt()
         outcome = analyzer.load().analyze(clean, prompt)
         analysis = outcome.analysis
@@ -337,7 +340,7 @@ def consultation_analysis(
                 }
             ],
         )
-    return MaterializeResult(
+    yield MaterializeResult(
         metadata={
             "analyzer": outcome.analyzer,
             "model": outcome.model,
@@ -372,8 +375,6 @@ def quality_metrics(
     with consultation_step(context, warehouse, "quality_metrics") as source:
         artifacts = bucket.artifacts(source.consultation_id)
         clean = Transcript.model_validate(artifacts.read_json(TRANSCRIPT_ARTIFACT))
-        if not clean.segments:
-            return MaterializeResult(metadata={"skipped": "no speech: nothing to score"})
         prompt_version = analyzer.prompt_version
         analysis = ConsultationAnalysis.model_validate(
             artifacts.read_json(f"analysis.{prompt_version}.json")

@@ -5,7 +5,6 @@ State lives in two places, both small or external: the warehouse's `bucket_objec
 once but not yet settled). So a tick re-hashes nothing unchanged and survives daemon restarts.
 """
 
-
 import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -80,7 +79,11 @@ class BucketScanner:
                 continue
             listed.add(obj.key)
             known = self.known.get(obj.key)
-            if known and known["state"] != "deleted" and known["version_token"] == obj.version_token:
+            if (
+                known
+                and known["state"] != "deleted"
+                and known["version_token"] == obj.version_token
+            ):
                 continue
             settled = previously_pending.get(obj.key) == obj.version_token or (
                 now - obj.modified >= self.settle
@@ -106,17 +109,17 @@ class BucketScanner:
         if guess_file_type(obj.key) is None:
             self._record(obj, consultation_id, None, known, "rejected")
             self.warehouse.set_status(
-                consultation_id, obj.key, "rejected", stage="sensor", error=unsupported_reason(obj.key)
+                consultation_id,
+                obj.key,
+                "rejected",
+                stage="sensor",
+                error=unsupported_reason(obj.key),
             )
             plan.counts["rejected"] += 1
             self.budget -= 1
             return
         # Hash only what the pipeline will read; empty and oversize files fail in their run.
-        sha = (
-            self.store.sha256(obj.key)
-            if 0 < obj.size <= self.bucket.max_file_bytes
-            else None
-        )
+        sha = self.store.sha256(obj.key) if 0 < obj.size <= self.bucket.max_file_bytes else None
         if known and known["state"] == "active" and sha and known["content_sha256"] == sha:
             # Touched or re-copied with identical content: nothing to do.
             self._record(obj, consultation_id, sha, known, "active", bump=False)

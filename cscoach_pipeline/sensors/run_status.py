@@ -1,7 +1,6 @@
 """Records a failed run's reason on its consultation when the failure bypassed the assets'
 own error handling (process killed, out of memory, run cancelled)."""
 
-
 from dagster import DefaultSensorStatus, RunFailureSensorContext, run_failure_sensor
 
 from ..jobs import process_consultation_job
@@ -23,8 +22,8 @@ def record_failed_consultation_run(
     rows = warehouse.fetch_rows(tables.consultation_status, consultation_id=consultation_id)
     if rows and rows[0]["status"] in ("failed", "succeeded", "no_speech", "rejected"):
         return  # an asset already recorded the precise outcome
-    source_key = rows[0]["source_key"] if rows else context.dagster_run.tags.get(
-        "cscoach/source_key", ""
+    source_key = (
+        rows[0]["source_key"] if rows else context.dagster_run.tags.get("cscoach/source_key", "")
     )
     message = context.failure_event.message or "run failed"
     warehouse.set_status(

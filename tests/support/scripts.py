@@ -5,7 +5,8 @@ from __future__ import annotations
 from .media_factory import Line
 
 GOOD_CALL = [
-    Line("agent", "Thank you for calling Acme support, my name is Sarah. How can I help you today?"),
+    Line("agent", "Thank you for calling Acme support, my name is Sarah. "
+                  "How can I help you today?"),
     Line("customer", "Hi, I lost my credit card yesterday and I am worried."),
     Line("agent", "I am sorry to hear that, I understand. May I have your full name to verify "
                   "your account?"),

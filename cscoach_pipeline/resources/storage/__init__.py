@@ -9,11 +9,11 @@ from .base import ObjectNotFound, ObjectStore, StorageError, StoredObject
 from .local import LocalFolderStore
 
 __all__ = [
+    "LocalFolderStore",
     "ObjectNotFound",
     "ObjectStore",
     "StorageError",
     "StoredObject",
-    "LocalFolderStore",
     "open_object_store",
 ]
 
