@@ -22,7 +22,7 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 ## setup-test: setup, plus test tools (espeak-ng, sox, PostgreSQL) and the dev extra
-setup-test: setup $(VENV)/.installed-dev
+setup-test: setup $(VENV)/.installed-dev $(VENV)/.installed-openai-whisper
 	@missing=""; \
 	command -v espeak-ng >/dev/null || missing="$$missing espeak-ng"; \
 	command -v sox >/dev/null || missing="$$missing sox"; \
@@ -34,9 +34,15 @@ $(VENV)/.installed-dev: $(VENV)/.installed pyproject.toml
 	touch $@
 
 ## setup-openai-whisper: the optional openai-whisper engine (CPU torch first, no CUDA download)
-setup-openai-whisper: setup
-	$(BIN)/pip install --quiet torch==2.13.0
+# Elsewhere, add TORCH_PIP_ARGS="--index-url https://download.pytorch.org/whl/cpu" for a CPU build.
+TORCH_SPEC ?= torch==2.13.0
+TORCH_PIP_ARGS ?=
+setup-openai-whisper: $(VENV)/.installed-openai-whisper
+
+$(VENV)/.installed-openai-whisper: $(VENV)/.installed
+	$(BIN)/pip install --quiet $(TORCH_PIP_ARGS) '$(TORCH_SPEC)'
 	$(BIN)/pip install --quiet -e '.[openai-whisper]'
+	touch $@
 
 apt:
 	$(SUDO) apt-get update -qq

@@ -249,9 +249,9 @@ def convert_ct2_to_openai_whisper(ct2_dir: str | Path, output_pt: Path) -> Path:
         np.array_equal(projection, v["decoder/embeddings/weight"])
     ):
         raise ValueError("decoder/projection/weight is not tied to the token embeddings")
-    if "decoder/projection/bias" in v:
-        if np.abs(get("decoder/projection/bias").astype(np.float32)).max() > 1e-6:
-            raise ValueError("decoder/projection/bias is not zero: openai-whisper has none")
+    bias = get("decoder/projection/bias") if "decoder/projection/bias" in v else np.zeros(1)
+    if np.abs(bias.astype(np.float32)).max() > 1e-6:
+        raise ValueError("decoder/projection/bias is not zero: openai-whisper has none")
 
     left = sorted(n for n, a in v.items() if n not in used and a.ndim > 0)
     if left:

@@ -37,23 +37,10 @@ from cscoach_pipeline.lib.speech import (
     transcribe_recording,
 )
 from tests.support import media_factory as mf
-from tests.support.scripts import BAD_CALL, GOOD_CALL
+from tests.support.media_factory import make_call_recordings
 
 ROOT = Path(__file__).resolve().parents[1]
 FINAL = ("succeeded", "failed", "no_speech", "rejected")
-
-
-def make_recordings(workdir: Path) -> dict[str, Path]:
-    agent, customer = mf.dialogue_tracks(GOOD_CALL, workdir / "good")
-    bad_agent, bad_customer = mf.dialogue_tracks(BAD_CALL, workdir / "bad")
-    files = {
-        "good_stereo.wav": mf.write_wav(workdir / "good_stereo.wav", [agent, customer]),
-        "good_mono.wav": mf.write_wav(workdir / "good_mono.wav", [agent + customer]),
-        "bad_stereo.wav": mf.write_wav(workdir / "bad_stereo.wav", [bad_agent, bad_customer]),
-    }
-    files["good_mono.mp3"] = mf.encode(files["good_mono.wav"], workdir / "good_mono.mp3")
-    files["bad_stereo.mp4"] = mf.encode(files["bad_stereo.wav"], workdir / "bad.mp4", video=True)
-    return files
 
 
 def multilingual_base_path(cache: Path) -> str | None:
@@ -86,7 +73,13 @@ def stt_speed(recordings: dict[str, Path], cache: Path) -> list[dict[str, Any]]:
     base = multilingual_base_path(cache)
     if base:
         candidates.append(("faster-whisper base int8", lambda: FasterWhisperEngine(base)))
-    candidates.append(("openai-whisper tiny.en", lambda: OpenAIWhisperEngine("tiny.en")))
+    # openai-whisper cannot download weights here: feed it the very same weights, converted
+    # from the CTranslate2 files (benchmarks/ct2_whisper_to_openai.py).
+    candidates.append(
+        ("openai-whisper tiny.en fp32", lambda: _openai_engine(bundled_model_path(), cache))
+    )
+    if base:
+        candidates.append(("openai-whisper base fp32", lambda: _openai_engine(base, cache)))
     rows = []
     for label, factory in candidates:
         try:
@@ -113,6 +106,14 @@ def stt_speed(recordings: dict[str, Path], cache: Path) -> list[dict[str, Any]]:
                 }
             )
     return rows
+
+
+def _openai_engine(ct2_dir: str | None, cache: Path) -> OpenAIWhisperEngine:
+    from benchmarks.ct2_whisper_to_openai import converted_checkpoint
+
+    if ct2_dir is None:
+        raise RuntimeError("no bundled model")
+    return OpenAIWhisperEngine(str(converted_checkpoint(ct2_dir, cache)))
 
 
 def _as_pcm(source: Path, cache: Path, channels: int) -> Path:
@@ -279,7 +280,7 @@ def main() -> None:
     parser.add_argument("--skip-dagster", action="store_true")
     args = parser.parse_args()
     cache = Path(tempfile.mkdtemp(prefix="cscoach-bench-media-"))
-    recordings = make_recordings(cache)
+    recordings = make_call_recordings(cache)
     results: dict[str, Any] = {
         "machine": f"{os.cpu_count()} cores",
         "stt": stt_speed(recordings, cache),

@@ -21,21 +21,19 @@ PNG = bytes.fromhex("89504e470d0a1a0a0000000d4948445200000001000000010806000000"
 def bad_batch(
     tmp_path_factory: pytest.TempPathFactory, recordings: dict[str, Path]
 ) -> PipelineHarness:
-    mp = pytest.MonkeyPatch()
-    mp.setenv("CSCOACH_SETTLE_SECONDS", "0")
     harness = PipelineHarness(root=tmp_path_factory.mktemp("bad"), max_file_bytes=1_000_000)
-    harness.drop("empty.wav", b"")
-    harness.drop("corrupt.mp3", b"ID3" + os.urandom(4000))
-    harness.drop("no-audio.mp4", recordings["no_audio.mp4"])
-    harness.drop("not-text.txt", PNG)
-    harness.drop("huge.wav", recordings["good_stereo.wav"])  # > 1 MB limit of this harness
-    harness.drop("silence.wav", recordings["silence.wav"])
-    harness.drop("fine.txt", b"Agent: Hello, thank you for calling.\nCustomer: Thanks, bye.\n")
-    harness.drop("upload.mp4.part", b"half a file")
-    harness.before = tree_digest(harness.incoming)  # type: ignore[attr-defined]
-    harness.results = harness.process()  # type: ignore[attr-defined]
-    mp.undo()
-    return harness
+    return harness.process_batch(
+        {
+            "empty.wav": b"",
+            "corrupt.mp3": b"ID3" + os.urandom(4000),
+            "no-audio.mp4": recordings["no_audio.mp4"],
+            "not-text.txt": PNG,
+            "huge.wav": recordings["good_stereo.wav"],  # > the 1 MB limit of this harness
+            "silence.wav": recordings["silence.wav"],
+            "fine.txt": b"Agent: Hello, thank you for calling.\nCustomer: Thanks, bye.\n",
+            "upload.mp4.part": b"half a file",
+        }
+    )
 
 
 @pytest.mark.parametrize(
@@ -66,7 +64,7 @@ def test_failures_are_readable_in_the_dagster_run(bad_batch: PipelineHarness) ->
         row["source_key"]: row for row in bad_batch.table("consultation_status").to_dict("records")
     }
     corrupt_id = by_key["incoming/corrupt.mp3"]["consultation_id"]
-    result = bad_batch.results[corrupt_id]  # type: ignore[attr-defined]
+    result = bad_batch.results[corrupt_id]
     assert not result.success
     failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
     assert failure.step_key == "consultation_audio"
@@ -77,22 +75,18 @@ def test_silence_does_not_produce_text(bad_batch: PipelineHarness) -> None:
     silence_id = bad_batch.status_by_key()["incoming/silence.wav"]["consultation_id"]
     segments = bad_batch.table("transcript_segments")
     assert (segments.consultation_id == silence_id).sum() == 0
-    assert bad_batch.results[silence_id].success  # type: ignore[attr-defined]
+    assert bad_batch.results[silence_id].success
     assert silence_id not in set(bad_batch.table("quality_metrics").consultation_id)
 
 
 def test_partial_upload_is_ignored_and_originals_untouched(bad_batch: PipelineHarness) -> None:
     assert "incoming/upload.mp4.part" not in bad_batch.status_by_key()
-    assert tree_digest(bad_batch.incoming) == bad_batch.before  # type: ignore[attr-defined]
+    assert tree_digest(bad_batch.incoming) == bad_batch.originals_before
 
 
 def test_sensor_keeps_working_after_failures(bad_batch: PipelineHarness) -> None:
     bad_batch.drop("later.txt", b"Customer: Is my order shipped?\nAgent: Yes, it ships today.\n")
-    os.environ["CSCOACH_SETTLE_SECONDS"] = "0"
-    try:
-        results = bad_batch.process()
-    finally:
-        del os.environ["CSCOACH_SETTLE_SECONDS"]
+    results = bad_batch.process()
     assert len(results) == 1 and next(iter(results.values())).success
 
 
@@ -100,7 +94,7 @@ def test_silence_is_not_analysed_or_scored_in_dagster(bad_batch: PipelineHarness
     from dagster import AssetKey
 
     silence_id = bad_batch.status_by_key()["incoming/silence.wav"]["consultation_id"]
-    result = bad_batch.results[silence_id]  # type: ignore[attr-defined]
+    result = bad_batch.results[silence_id]
     materialized = {event.asset_key for event in result.get_asset_materialization_events()}
     assert AssetKey("transcript") in materialized
     assert AssetKey("consultation_analysis") not in materialized

@@ -54,17 +54,14 @@ def _spell_numbers(text: str) -> str:
 def spoken_run(
     tmp_path_factory: pytest.TempPathFactory, recordings: dict[str, Path]
 ) -> PipelineHarness:
-    mp = pytest.MonkeyPatch()
-    mp.setenv("CSCOACH_SETTLE_SECONDS", "0")
     harness = PipelineHarness(root=tmp_path_factory.mktemp("spoken"))
-    harness.drop("team-a/agent-1/good call.wav", recordings["good_stereo.wav"])
-    harness.drop("team-a/agent-2/good-mono.mp3", recordings["good_mono.mp3"])
-    harness.drop("team-b/agent-3/bad call.mp4", recordings["bad_stereo.mp4"])
-    before = tree_digest(harness.incoming)
-    harness.results = harness.process()  # type: ignore[attr-defined]
-    harness.originals_before = before  # type: ignore[attr-defined]
-    mp.undo()
-    return harness
+    return harness.process_batch(
+        {
+            "team-a/agent-1/good call.wav": recordings["good_stereo.wav"],
+            "team-a/agent-2/good-mono.mp3": recordings["good_mono.mp3"],
+            "team-b/agent-3/bad call.mp4": recordings["bad_stereo.mp4"],
+        }
+    )
 
 
 def _id(harness: PipelineHarness, suffix: str) -> str:
@@ -73,7 +70,7 @@ def _id(harness: PipelineHarness, suffix: str) -> str:
 
 
 def test_every_recording_succeeds(spoken_run: PipelineHarness) -> None:
-    assert all(r.success for r in spoken_run.results.values())  # type: ignore[attr-defined]
+    assert all(r.success for r in spoken_run.results.values())
     statuses = spoken_run.table("consultation_status")
     assert set(statuses.status) == {"succeeded"}
     assert statuses.error.isna().all()
@@ -163,7 +160,7 @@ def test_materializations_carry_supervisor_metadata(spoken_run: PipelineHarness)
 
 
 def test_originals_are_never_modified_or_deleted(spoken_run: PipelineHarness) -> None:
-    assert tree_digest(spoken_run.incoming) == spoken_run.originals_before  # type: ignore[attr-defined]
+    assert tree_digest(spoken_run.incoming) == spoken_run.originals_before
 
 
 def test_rerunning_a_partition_replaces_its_rows(spoken_run: PipelineHarness) -> None:

@@ -65,7 +65,6 @@ class Batch:
 @pytest.fixture(scope="module")
 def batch(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Batch]:
     mp = pytest.MonkeyPatch()
-    mp.setenv("CSCOACH_SETTLE_SECONDS", "0")
     mp.delenv("GEMINI_API_KEY", raising=False)
     try:
         with FakeGemini(api_key=API_KEY) as fake:

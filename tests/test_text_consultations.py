@@ -52,18 +52,16 @@ CHAT_JSON = {
 
 @pytest.fixture(scope="module")
 def text_batch(tmp_path_factory: pytest.TempPathFactory) -> PipelineHarness:
-    mp = pytest.MonkeyPatch()
-    mp.setenv("CSCOACH_SETTLE_SECONDS", "0")
-    harness = PipelineHarness(root=tmp_path_factory.mktemp("text"))
-    harness.drop("kr/상담-cp949.txt", KOREAN_CHAT.encode("cp949"))
-    harness.drop("kr/utf8-bom.md", "\ufeff".encode() + KOREAN_CHAT.encode("utf-8"))
-    harness.drop("en/utf16.txt", ENGLISH_CHAT.encode("utf-16"))
-    harness.drop("en/call.srt", SRT.encode())
-    harness.drop("en/call.vtt", VTT.encode())
-    harness.drop("en/chat.json", json.dumps(CHAT_JSON).encode())
-    harness.results = harness.process()  # type: ignore[attr-defined]
-    mp.undo()
-    return harness
+    return PipelineHarness(root=tmp_path_factory.mktemp("text")).process_batch(
+        {
+            "kr/상담-cp949.txt": KOREAN_CHAT.encode("cp949"),
+            "kr/utf8-bom.md": "\ufeff".encode() + KOREAN_CHAT.encode("utf-8"),
+            "en/utf16.txt": ENGLISH_CHAT.encode("utf-16"),
+            "en/call.srt": SRT.encode(),
+            "en/call.vtt": VTT.encode(),
+            "en/chat.json": json.dumps(CHAT_JSON).encode(),
+        }
+    )
 
 
 def test_all_text_formats_succeed(text_batch: PipelineHarness) -> None:

@@ -8,6 +8,7 @@ import re
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, ClassVar
 
 import numpy as np
@@ -149,7 +150,7 @@ class OpenAIWhisperEngine(SpeechToTextEngine):
 
     name = "openai-whisper"
 
-    def __init__(self, model: str) -> None:
+    def __init__(self, model: str, *, beam_size: int = 5) -> None:
         try:
             import whisper
         except ImportError as exc:
@@ -163,26 +164,31 @@ class OpenAIWhisperEngine(SpeechToTextEngine):
                 "model name such as 'small' or a PyTorch .pt checkpoint"
             )
         self.model_name = model
+        self.beam_size = beam_size
         self._model = whisper.load_model(model, device="cpu")
 
     def recognize(self, audio: np.ndarray, language: str | None) -> Recognition:
         if not self._model.is_multilingual:
             language = "en"
+        # Same decoding as FasterWhisperEngine (beam, word timings, no text conditioning), so
+        # the two engines differ only in runtime; openai-whisper has no VAD.
         result: dict[str, Any] = self._model.transcribe(
-            audio, language=language, fp16=False, condition_on_previous_text=False
+            audio,
+            language=language,
+            fp16=False,
+            beam_size=self.beam_size,
+            word_timestamps=True,
+            condition_on_previous_text=False,
         )
+        recognized: list[RecognizedSegment] = []
+        for raw in result["segments"]:
+            segment = SimpleNamespace(
+                **{k: v for k, v in raw.items() if k != "words"},
+                words=[SimpleNamespace(**w) for w in raw.get("words", [])],
+            )
+            recognized.extend(split_at_pauses(segment))
         return Recognition(
-            segments=[
-                RecognizedSegment(
-                    start_s=float(s["start"]),
-                    end_s=float(s["end"]),
-                    text=s["text"],
-                    avg_logprob=float(s["avg_logprob"]),
-                    no_speech_prob=float(s["no_speech_prob"]),
-                    compression_ratio=float(s["compression_ratio"]),
-                )
-                for s in result["segments"]
-            ],
+            segments=recognized,
             language=result.get("language"),
             language_probability=None,
         )

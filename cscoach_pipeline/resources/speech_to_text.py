@@ -7,7 +7,13 @@ from functools import lru_cache
 from dagster import ConfigurableResource
 from pydantic import Field
 
-from ..lib.speech import ENGINES, FasterWhisperEngine, SpeechToTextEngine, resolve_whisper_model
+from ..lib.speech import (
+    ENGINES,
+    FasterWhisperEngine,
+    OpenAIWhisperEngine,
+    SpeechToTextEngine,
+    resolve_whisper_model,
+)
 
 
 @lru_cache(maxsize=4)
@@ -18,7 +24,7 @@ def _load_engine(engine: str, model: str, compute_type: str, beam_size: int) -> 
         )
     if engine == FasterWhisperEngine.name:
         return FasterWhisperEngine(model, compute_type=compute_type, beam_size=beam_size)
-    return ENGINES[engine](model)  # type: ignore[call-arg]
+    return OpenAIWhisperEngine(model, beam_size=beam_size)
 
 
 class SpeechToTextResource(ConfigurableResource):

@@ -10,8 +10,6 @@ import json
 import os
 import time
 
-import pytest
-
 from cscoach_pipeline.lib import tables
 from cscoach_pipeline.partitions import consultation_partitions
 from tests.support.pipeline import PipelineHarness
@@ -66,10 +64,8 @@ def test_unsupported_type_is_rejected_with_reason_and_no_run(harness: PipelineHa
     assert harness.instance.get_dynamic_partitions(consultation_partitions.name) == []
 
 
-def test_file_still_being_written_waits_until_it_settles(
-    harness: PipelineHarness, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("CSCOACH_SETTLE_SECONDS", "3600")
+def test_file_still_being_written_waits_until_it_settles(harness: PipelineHarness) -> None:
+    harness.settle_seconds = 3600
     path = harness.drop("growing.txt", CHAT)
     assert harness.tick() == []  # first sight of a fresh file: wait
     with path.open("ab") as handle:

@@ -93,3 +93,22 @@ def video_without_audio(path: Path, seconds: float = 2.0) -> Path:
         check=True,
     )  # fmt: skip
     return path
+
+
+def make_call_recordings(root: Path) -> dict[str, Path]:
+    """The standard test set: the good and bad scripted calls as stereo/mono wav, mp3 and
+    mp4, plus silence and a video without audio."""
+    from .scripts import BAD_CALL, GOOD_CALL
+
+    agent, customer = dialogue_tracks(GOOD_CALL, root / "good")
+    bad_agent, bad_customer = dialogue_tracks(BAD_CALL, root / "bad")
+    files = {
+        "good_stereo.wav": write_wav(root / "good_stereo.wav", [agent, customer]),
+        "good_mono.wav": write_wav(root / "good_mono.wav", [agent + customer]),
+        "bad_stereo.wav": write_wav(root / "bad_stereo.wav", [bad_agent, bad_customer]),
+    }
+    files["good_mono.mp3"] = encode(files["good_mono.wav"], root / "good_mono.mp3")
+    files["bad_stereo.mp4"] = encode(files["bad_stereo.wav"], root / "bad.mp4", video=True)
+    files["silence.wav"] = silent_wav(root / "silence.wav", 8.0)
+    files["no_audio.mp4"] = video_without_audio(root / "no_audio.mp4")
+    return files

@@ -4,6 +4,9 @@ its dynamic-partition requests to the instance, execute the requested partition 
 from __future__ import annotations
 
 import hashlib
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,7 +47,10 @@ class PipelineHarness:
     warehouse_url: str | None = None
     max_file_bytes: int = 50 * 1024 * 1024
     analyzer: AnalyzerResource = field(default_factory=AnalyzerResource)
+    settle_seconds: float = 0.0
     cursor: str | None = None
+    results: dict[str, ExecuteInProcessResult] = field(default_factory=dict)
+    originals_before: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.bucket_root = self.root / "bucket"
@@ -84,7 +90,8 @@ class PipelineHarness:
             resources=self.resources,
             definitions=self.defs,
         )
-        result = consultation_bucket_sensor(context)
+        with _environ(CSCOACH_SETTLE_SECONDS=str(self.settle_seconds)):
+            result = consultation_bucket_sensor(context)
         if isinstance(result, SensorResult):
             for request in result.dynamic_partitions_requests or []:
                 self.instance.add_dynamic_partitions(
@@ -108,6 +115,14 @@ class PipelineHarness:
         """One sensor tick, then every run it requested; keyed by partition."""
         return {r.partition_key: self.run(r) for r in self.tick()}
 
+    def process_batch(self, drops: dict[str, bytes | Path]) -> PipelineHarness:
+        """Drop files, remember the originals' hashes, process them; results kept on self."""
+        for relative, data in drops.items():
+            self.drop(relative, data)
+        self.originals_before = tree_digest(self.incoming)
+        self.results = self.process()
+        return self
+
     def table(self, name: str) -> pd.DataFrame:
         return self.warehouse.read_frame(f"SELECT * FROM {name}")
 
@@ -117,6 +132,20 @@ class PipelineHarness:
 
     def all_table_text(self) -> str:
         return "\n".join(self.table(name).to_csv(index=False) for name in BI_TABLES)
+
+
+@contextmanager
+def _environ(**values: str) -> Iterator[None]:
+    saved = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, old in saved.items():
+            if old is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = old
 
 
 def tree_digest(root: Path) -> dict[str, str]:
