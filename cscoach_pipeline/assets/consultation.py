@@ -53,6 +53,7 @@ def _mb(size: int) -> str:
 def consultation_upload(
     context: AssetExecutionContext, bucket: BucketResource, warehouse: WarehouseResource
 ) -> MaterializeResult:
+    started = time.perf_counter()
     with consultation_step(context, warehouse, "consultation_upload") as source:
         store = bucket.store()
         warehouse.set_status(
@@ -104,6 +105,7 @@ def consultation_upload(
             "file_type": file_type.value,
             "version": source.version,
             "uploaded_at": obj.modified.isoformat(),
+            "elapsed_s": round(time.perf_counter() - started, 3),
         },
     )
 
@@ -232,6 +234,7 @@ def raw_transcript(
 def transcript(
     context: AssetExecutionContext, bucket: BucketResource, warehouse: WarehouseResource
 ) -> MaterializeResult:
+    started = time.perf_counter()
     with consultation_step(context, warehouse, "transcript") as source:
         artifacts = bucket.artifacts(source.consultation_id)
         raw = Transcript.model_validate(artifacts.read_json(RAW_TRANSCRIPT_ARTIFACT))
@@ -288,6 +291,7 @@ def transcript(
             "language": clean.language or "unknown",
             "duration_s": clean.duration_s if clean.duration_s is not None else 0.0,
             "redactions": MetadataValue.json(redactions),
+            "elapsed_s": round(time.perf_counter() - started, 3),
             "preview": MetadataValue.md(preview or "_no speech_"),
         }
     )
@@ -372,6 +376,7 @@ def quality_metrics(
     warehouse: WarehouseResource,
     analyzer: AnalyzerResource,
 ) -> MaterializeResult:
+    started = time.perf_counter()
     with consultation_step(context, warehouse, "quality_metrics") as source:
         artifacts = bucket.artifacts(source.consultation_id)
         clean = Transcript.model_validate(artifacts.read_json(TRANSCRIPT_ARTIFACT))
@@ -415,6 +420,7 @@ def quality_metrics(
             "prompt_version": prompt_version,
             "summary": MetadataValue.md(analysis.summary),
             "report": MetadataValue.path(bucket.store().locate(report_key)),
+            "elapsed_s": round(time.perf_counter() - started, 3),
             **{k: round(v, 3) if isinstance(v, float) else v for k, v in shown.items()},
         }
     )

@@ -95,10 +95,18 @@ class BucketScanner:
                 continue
             try:
                 self._admit(obj, known, plan)
-            except StorageError as exc:
-                # The store hiccupped on this object: leave it unrecorded so the next tick
-                # retries it; never mark it processed.
-                self.log.warning(f"could not read {obj.key}: {exc}; will retry next tick")
+            except (StorageError, OSError) as exc:
+                # The store hiccupped on this object (or it is unreadable): leave it out of
+                # the inventory so the next tick retries it; never mark it processed.
+                reason = f"the bucket could not read this file ({exc}); retrying every tick"
+                self.log.warning(f"{obj.key}: {reason}")
+                self.warehouse.set_status(
+                    consultation_id_for(obj.key, self.bucket.incoming_prefix),
+                    obj.key,
+                    "failed",
+                    stage="sensor",
+                    error=reason,
+                )
                 plan.pending[obj.key] = obj.version_token
         self._mark_deleted(listed, plan)
         self._requeue_stale(plan, now)

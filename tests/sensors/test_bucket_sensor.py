@@ -12,6 +12,7 @@ import time
 
 from cscoach_pipeline.lib import tables
 from cscoach_pipeline.partitions import consultation_partitions
+from cscoach_pipeline.resources.storage import LocalFolderStore, StorageError
 from tests.support.pipeline import PipelineHarness
 
 CHAT = b"Agent: Hello, how can I help?\nCustomer: My parcel is late.\n"
@@ -128,3 +129,31 @@ def test_cursor_stays_small_with_many_objects(harness: PipelineHarness) -> None:
     assert harness.tick() == []
     assert len(harness.cursor or "") < 200
     assert json.loads(harness.cursor or "{}") in ({}, {"pending": {}})
+
+
+def test_unreadable_file_is_reported_and_retried_without_stopping_others(
+    harness: PipelineHarness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Fault injection at the storage interface: the read fails the way a flaky disk or an
+    # S3 5xx does (root reads every local file, so permissions cannot produce it here).
+    real_sha256 = LocalFolderStore.sha256
+
+    def flaky_sha256(self: LocalFolderStore, key: str) -> str:
+        if key.endswith("blocked.txt"):
+            raise StorageError("I/O error reading the object")
+        return real_sha256(self, key)
+
+    monkeypatch.setattr(LocalFolderStore, "sha256", flaky_sha256)
+    harness.drop("blocked.txt", CHAT + b"x")
+    harness.drop("fine.txt", CHAT)
+    requests = harness.tick()
+    assert [r.tags["cscoach/source_key"] for r in requests] == ["incoming/fine.txt"]
+    status = harness.status_by_key()["incoming/blocked.txt"]
+    assert status["status"] == "failed"
+    assert "could not read this file (I/O error reading the object)" in status["error"]
+    assert "incoming/blocked.txt" in json.loads(harness.cursor or "{}")["pending"]
+    # Once the store recovers, the file is admitted on the next tick.
+    monkeypatch.setattr(LocalFolderStore, "sha256", real_sha256)
+    retried = harness.tick()
+    assert [r.tags["cscoach/source_key"] for r in retried] == ["incoming/blocked.txt"]
+    assert harness.status_by_key()["incoming/blocked.txt"]["status"] == "queued"
