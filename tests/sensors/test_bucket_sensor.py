@@ -10,6 +10,8 @@ import json
 import os
 import time
 
+import pytest
+
 from cscoach_pipeline.lib import tables
 from cscoach_pipeline.partitions import consultation_partitions
 from cscoach_pipeline.resources.storage import LocalFolderStore, StorageError
