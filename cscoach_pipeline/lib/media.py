@@ -42,9 +42,11 @@ def _require(tool: str) -> str:
     return path
 
 
-def _last_error_line(stderr: str) -> str:
+def _last_error_line(stderr: str, path: Path | None = None) -> str:
     lines = [line.strip() for line in stderr.strip().splitlines() if line.strip()]
-    return lines[-1] if lines else "no error output"
+    line = lines[-1] if lines else "no error output"
+    # FFmpeg prefixes the (temporary, meaningless to users) input path.
+    return line.replace(f"{path}: ", "") if path else line
 
 
 def probe_media(path: Path, timeout_s: float) -> MediaInfo:
@@ -61,7 +63,8 @@ def probe_media(path: Path, timeout_s: float) -> MediaInfo:
     except subprocess.TimeoutExpired as exc:
         raise MediaError(f"ffprobe timed out after {timeout_s:.0f} s reading the file") from exc
     if proc.returncode != 0:
-        raise MediaError(f"corrupt or unreadable media: {_last_error_line(proc.stderr)}")
+        reason = _last_error_line(proc.stderr, path)
+        raise MediaError(f"corrupt or unreadable media: FFmpeg cannot decode it ({reason})")
     info = json.loads(proc.stdout or "{}")
     streams = info.get("streams", [])
     audio = [s for s in streams if s.get("codec_type") == "audio"]
@@ -103,7 +106,7 @@ def extract_audio(source: Path, destination: Path, channels: int, timeout_s: flo
             "(raise CSCOACH_FFMPEG_TIMEOUT_S for very long recordings)"
         ) from exc
     if proc.returncode != 0:
-        raise MediaError(f"could not decode the audio: {_last_error_line(proc.stderr)}")
+        raise MediaError(f"could not decode the audio: {_last_error_line(proc.stderr, source)}")
 
 
 def read_wav(path: Path) -> np.ndarray:
