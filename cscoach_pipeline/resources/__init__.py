@@ -25,12 +25,17 @@ __all__ = [
 def build_resources(settings: Settings) -> dict[str, Any]:
     # The key reaches the resource as an EnvVar, so Dagster never shows or stores its value.
     gemini_key = EnvVar("GEMINI_API_KEY") if os.environ.get("GEMINI_API_KEY") else None
+    supabase_key = (
+        EnvVar("SUPABASE_SERVICE_ROLE_KEY") if os.environ.get("SUPABASE_SERVICE_ROLE_KEY") else None
+    )
     return {
         "bucket": BucketResource(
             url=settings.bucket_url,
             incoming_prefix=settings.incoming_prefix,
             artifacts_prefix=settings.artifacts_prefix,
             max_file_bytes=settings.max_file_bytes,
+            supabase_url=os.environ.get("SUPABASE_URL") or None,
+            supabase_key=supabase_key,
         ),
         "warehouse": WarehouseResource(url=settings.warehouse_url),
         "speech_to_text": SpeechToTextResource(

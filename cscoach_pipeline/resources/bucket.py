@@ -16,9 +16,15 @@ class BucketResource(ConfigurableResource):
     incoming_prefix: str = "incoming/"
     artifacts_prefix: str = "artifacts/"
     max_file_bytes: int = Field(default=2 * 1024**3, description="larger originals are failed")
+    supabase_url: str | None = Field(default=None, description="SUPABASE_URL, for supabase://")
+    supabase_key: str | None = Field(
+        default=None, description="from EnvVar('SUPABASE_SERVICE_ROLE_KEY'), for supabase://"
+    )
 
     def store(self) -> ObjectStore:
-        return open_object_store(self.url)
+        return open_object_store(
+            self.url, supabase_url=self.supabase_url, supabase_key=self.supabase_key
+        )
 
     def artifacts(self, consultation_id: str) -> ConsultationArtifacts:
         return ConsultationArtifacts(self.store(), self.artifacts_prefix, consultation_id)

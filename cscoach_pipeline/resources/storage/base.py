@@ -23,10 +23,13 @@ class StoredObject:
     key: str
     size: int
     modified: datetime
-    # Cheap change token from the listing (mtime_ns for folders, ETag for S3); lets a sensor
-    # tell "unchanged" without downloading.
+    # Cheap change token from the listing (size + mtime_ns for folders, ETag for S3 and
+    # Supabase); lets a sensor tell "unchanged" without downloading.
     version_token: str
+    # User metadata attached to the object (S3 x-amz-meta-*, Supabase metadata); listings may
+    # leave it empty, `stat` fills it.
     metadata: dict[str, str] = field(default_factory=dict)
+    etag: str | None = None
 
 
 class ObjectStore(ABC):
@@ -57,7 +60,21 @@ class ObjectStore(ABC):
         """A human-usable address of the object (path or URL), for metadata and tables."""
 
     def sha256(self, key: str) -> str:
-        # Default streams through a download; backends override when they can do better.
+        # Default reads the object; backends override when they can stream.
         digest = hashlib.sha256()
         digest.update(self.read_bytes(key))
         return digest.hexdigest()
+
+    def fingerprint(self, obj: StoredObject) -> str:
+        """A content identity for duplicate detection, as cheap as the backend allows: the
+        store's own ETag when it has one (no download), else the sha256 of the content."""
+        if obj.etag:
+            return f"etag:{obj.etag.strip(chr(34))}:{obj.size}"
+        return f"sha256:{self.sha256(obj.key)}"
+
+    def read_optional(self, key: str) -> bytes | None:
+        """The object's bytes, or None when it does not exist (sidecar files)."""
+        try:
+            return self.read_bytes(key)
+        except ObjectNotFound:
+            return None
