@@ -67,6 +67,12 @@ class Settings:
     max_runs_per_tick: int = field(
         default_factory=lambda: int(_env_float("CSCOACH_MAX_RUNS_PER_TICK", 200))
     )
+    # Seconds of hashing/recording work per sensor tick, well inside Dagster's 60 s limit.
+    tick_budget_s: float = field(
+        default_factory=lambda: _env_float("CSCOACH_SENSOR_TICK_BUDGET_S", 30.0)
+    )
+    # e.g. "incoming/{team}/{agent_id}/": folders that name the team and the agent.
+    key_pattern: str = field(default_factory=lambda: _env("CSCOACH_KEY_PATTERN", ""))
 
 
 def load_settings() -> Settings:

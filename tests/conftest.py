@@ -27,3 +27,12 @@ def recordings(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     from tests.support.media_factory import make_call_recordings
 
     return make_call_recordings(tmp_path_factory.mktemp("recordings"))
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> Iterator[str]:
+    """moto's S3 server on 127.0.0.1, started once per session (tests/support/s3_server.py)."""
+    from tests.support.s3_server import s3_server
+
+    with s3_server() as endpoint:
+        yield endpoint

@@ -6,6 +6,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
 
@@ -13,6 +14,13 @@ from ..jobs import CONSULTATION_GROUP
 from ..lib import tables
 from ..lib.analysis_schema import RUBRIC_CRITERIA, ConsultationAnalysis, overall_score
 from ..lib.call_metrics import compute_call_metrics
+from ..lib.consultation_context import (
+    ConsultationContext,
+    fields_from_key,
+    merge_context,
+    parse_sidecar,
+    sidecar_keys,
+)
 from ..lib.errors import ConsultationInputError, UnsupportedFileType
 from ..lib.file_types import FileType, extension_of, guess_file_type, unsupported_reason
 from ..lib.media import MediaError, extract_audio, probe_media, read_wav
@@ -24,7 +32,7 @@ from ..partitions import consultation_partitions
 from ..resources.analyzer import AnalyzerResource
 from ..resources.bucket import BucketResource
 from ..resources.speech_to_text import SpeechToTextResource
-from ..resources.storage import ObjectNotFound
+from ..resources.storage import ObjectNotFound, ObjectStore, StoredObject
 from ..resources.warehouse import WarehouseResource, utcnow
 from ..settings import load_settings
 from .steps import consultation_step
@@ -77,6 +85,11 @@ def consultation_upload(
                 "(CSCOACH_MAX_FILE_MB)"
             )
         sha256 = store.sha256(obj.key)
+        context_info, context_sources, context_warnings = gather_context(
+            store, obj, bucket.key_pattern
+        )
+        for warning in context_warnings:
+            context.log.warning(warning)
         artifacts = bucket.artifacts(source.consultation_id)
         warehouse.replace_rows(
             tables.consultations,
@@ -91,6 +104,8 @@ def consultation_upload(
                     "size_bytes": obj.size,
                     "version": source.version,
                     "uploaded_at": obj.modified,
+                    **context_info.model_dump(),
+                    "context_sources": context_sources,
                     "artifacts_prefix": artifacts.prefix,
                     "updated_at": utcnow(),
                 }
@@ -105,6 +120,12 @@ def consultation_upload(
             "file_type": file_type.value,
             "version": source.version,
             "uploaded_at": obj.modified.isoformat(),
+            **{
+                name: str(value)
+                for name, value in context_info.model_dump().items()
+                if value is not None
+            },
+            "context_warnings": "; ".join(context_warnings),
             "elapsed_s": round(time.perf_counter() - started, 3),
         },
     )
@@ -406,6 +427,12 @@ def quality_metrics(
         report_key = artifacts.write_text(
             REPORT_ARTIFACT, _coaching_report(source.source_key, score, analysis, metrics)
         )
+        report_location = bucket.store().locate(report_key)
+        warehouse.upsert(
+            tables.consultations,
+            {"consultation_id": source.consultation_id},
+            {"report_location": report_location, "updated_at": utcnow()},
+        )
         warehouse.set_status(
             source.consultation_id,
             source.source_key,
@@ -419,11 +446,34 @@ def quality_metrics(
             "overall_score": score,
             "prompt_version": prompt_version,
             "summary": MetadataValue.md(analysis.summary),
-            "report": MetadataValue.path(bucket.store().locate(report_key)),
+            "report": MetadataValue.path(report_location),
             "elapsed_s": round(time.perf_counter() - started, 3),
             **{k: round(v, 3) if isinstance(v, float) else v for k, v in shown.items()},
         }
     )
+
+
+def gather_context(
+    store: ObjectStore, obj: StoredObject, key_pattern: str
+) -> tuple[ConsultationContext, dict[str, str], list[str]]:
+    """Agent/team/customer fields from the sidecar, the object's metadata and the key."""
+    warnings: list[str] = []
+    sidecar: dict[str, Any] = {}
+    for sidecar_key in sidecar_keys(obj.key):
+        data = store.read_optional(sidecar_key)
+        if data is None:
+            continue
+        try:
+            sidecar = parse_sidecar(data)
+        except ValueError as exc:
+            warnings.append(f"ignored sidecar {sidecar_key}: {exc}")
+        break
+    context_info, sources, merge_warnings = merge_context(
+        sidecar=sidecar,
+        object_metadata=obj.metadata,
+        from_key=fields_from_key(obj.key, key_pattern),
+    )
+    return context_info, sources, warnings + merge_warnings
 
 
 def _coaching_report(

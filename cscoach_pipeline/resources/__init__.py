@@ -34,6 +34,7 @@ def build_resources(settings: Settings) -> dict[str, Any]:
             incoming_prefix=settings.incoming_prefix,
             artifacts_prefix=settings.artifacts_prefix,
             max_file_bytes=settings.max_file_bytes,
+            key_pattern=settings.key_pattern,
             supabase_url=os.environ.get("SUPABASE_URL") or None,
             supabase_key=supabase_key,
         ),

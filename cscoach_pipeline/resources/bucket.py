@@ -16,6 +16,9 @@ class BucketResource(ConfigurableResource):
     incoming_prefix: str = "incoming/"
     artifacts_prefix: str = "artifacts/"
     max_file_bytes: int = Field(default=2 * 1024**3, description="larger originals are failed")
+    key_pattern: str = Field(
+        default="", description="folders naming fields, e.g. incoming/{team}/{agent_id}/"
+    )
     supabase_url: str | None = Field(default=None, description="SUPABASE_URL, for supabase://")
     supabase_key: str | None = Field(
         default=None, description="from EnvVar('SUPABASE_SERVICE_ROLE_KEY'), for supabase://"

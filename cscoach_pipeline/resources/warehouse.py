@@ -11,7 +11,7 @@ from typing import Any
 import pandas as pd
 from dagster import ConfigurableResource
 from pydantic import Field
-from sqlalchemy import Engine, Table, and_, create_engine, event, select
+from sqlalchemy import Engine, Table, and_, create_engine, event, inspect, select, text
 from sqlalchemy.engine import make_url
 
 from ..lib import tables
@@ -42,7 +42,22 @@ def warehouse_engine(url: str) -> Engine:
     else:
         engine = create_engine(url, pool_pre_ping=True)
     tables.metadata.create_all(engine)
+    add_missing_columns(engine)
     return engine
+
+
+def add_missing_columns(engine: Engine) -> None:
+    """Additive schema upgrades: a warehouse created by an older release gains the new
+    (nullable) columns, so upgrading never needs a manual migration or loses rows."""
+    existing = inspect(engine)
+    with engine.begin() as conn:
+        for table in tables.metadata.sorted_tables:
+            present = {c["name"] for c in existing.get_columns(table.name)}
+            for column in table.columns:
+                if column.name in present:
+                    continue
+                kind = column.type.compile(dialect=engine.dialect)
+                conn.execute(text(f'ALTER TABLE {table.name} ADD COLUMN "{column.name}" {kind}'))
 
 
 class WarehouseResource(ConfigurableResource):
@@ -61,10 +76,11 @@ class WarehouseResource(ConfigurableResource):
         with self.engine.begin() as conn:
             conn.execute(table.delete().where(_where(table, match)))
             if rows:
-                conn.execute(table.insert(), [dict(r) for r in rows])
+                conn.execute(table.insert(), [_utc_values(r) for r in rows])
 
     def upsert(self, table: Table, key: Mapping[str, Any], values: Mapping[str, Any]) -> None:
         """Update the row with primary key `key` (only the given columns), or insert it."""
+        values = _utc_values(values)
         with self.engine.begin() as conn:
             result = conn.execute(table.update().where(_where(table, key)).values(**values))
             if result.rowcount == 0:
@@ -109,6 +125,14 @@ class WarehouseResource(ConfigurableResource):
         if batch:
             with self.engine.begin() as conn:
                 conn.execute(table.insert(), batch)
+
+
+def _utc_values(row: Mapping[str, Any]) -> dict[str, Any]:
+    # SQLite keeps a datetime's wall-clock time and drops its offset: store UTC everywhere.
+    return {
+        name: value.astimezone(UTC) if isinstance(value, datetime) and value.tzinfo else value
+        for name, value in row.items()
+    }
 
 
 def _where(table: Table, match: Mapping[str, Any]) -> Any:

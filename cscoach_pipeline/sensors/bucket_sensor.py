@@ -1,13 +1,18 @@
 """Watches `incoming/` in the bucket: one dynamic partition and one run per new consultation.
 
 State lives in two places, both small or external: the warehouse's `bucket_objects` inventory
-(what was seen, with its change token and content hash) and the sensor cursor (objects seen
-once but not yet settled). So a tick re-hashes nothing unchanged and survives daemon restarts.
+(what was seen, with its change token and content fingerprint) and the sensor cursor (a
+bounded set of objects seen once but not yet settled). A tick lists the prefix (the one cost
+that grows with the bucket), then does work only for new or changed objects: never a
+download or a hash of an unchanged one. No timestamp high-water mark is used, so equal
+timestamps, keys that are not time-ordered and uploads that finish late are all caught.
 """
 
 import json
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import PurePosixPath
 from typing import Any
 
 from dagster import (
@@ -18,10 +23,11 @@ from dagster import (
     SkipReason,
     sensor,
 )
+from sqlalchemy import select
 
 from ..jobs import process_consultation_job
 from ..lib import tables
-from ..lib.file_types import guess_file_type, is_ignored, unsupported_reason
+from ..lib.file_types import SIDECAR_SUFFIX, guess_file_type, is_ignored, unsupported_reason
 from ..lib.partition_keys import consultation_id_for
 from ..partitions import consultation_partitions
 from ..resources.bucket import BucketResource
@@ -32,6 +38,17 @@ from ..settings import load_settings
 # A queued consultation whose run never appeared (e.g. the daemon died mid-tick) is requested
 # again after this long; Dagster drops the duplicate if the run does exist (same run_key).
 REQUEUE_AFTER = timedelta(minutes=2)
+# The cursor remembers at most this many not-yet-settled objects; the rest settle by age.
+MAX_PENDING_IN_CURSOR = 1000
+
+
+@dataclass(slots=True)
+class KnownObject:
+    consultation_id: str
+    version_token: str
+    fingerprint: str | None
+    version: int
+    state: str
 
 
 @dataclass
@@ -40,7 +57,16 @@ class TickPlan:
     new_partitions: list[str] = field(default_factory=list)
     pending: dict[str, str] = field(default_factory=dict)
     counts: dict[str, int] = field(
-        default_factory=lambda: {"new": 0, "changed": 0, "rejected": 0, "waiting": 0, "deleted": 0}
+        default_factory=lambda: {
+            "listed": 0,
+            "new": 0,
+            "changed": 0,
+            "rejected": 0,
+            "waiting": 0,
+            "deferred": 0,
+            "deleted": 0,
+            "unreadable": 0,
+        }
     )
 
 
@@ -55,6 +81,7 @@ class BucketScanner:
         *,
         settle_seconds: float,
         max_runs_per_tick: int,
+        tick_budget_s: float,
         log: Any,
     ) -> None:
         self.store = store
@@ -62,39 +89,61 @@ class BucketScanner:
         self.warehouse = warehouse
         self.settle = timedelta(seconds=settle_seconds)
         self.budget = max_runs_per_tick
+        self.deadline = time.monotonic() + tick_budget_s
         self.log = log
-        self.known = {row["source_key"]: row for row in warehouse.fetch_rows(tables.bucket_objects)}
+        self.known = self._load_inventory()
         # Content index for duplicate detection across keys.
-        self.active_by_sha = {
-            row["content_sha256"]: row["consultation_id"]
+        self.active_by_fingerprint = {
+            row.fingerprint: row.consultation_id
             for row in self.known.values()
-            if row["state"] == "active" and row["content_sha256"]
+            if row.state == "active" and row.fingerprint
         }
+
+    def _load_inventory(self) -> dict[str, KnownObject]:
+        t = tables.bucket_objects
+        query = select(
+            t.c.source_key, t.c.consultation_id, t.c.version_token, t.c.fingerprint,
+            t.c.version, t.c.state,
+        )  # fmt: skip
+        with self.warehouse.engine.connect() as conn:
+            return {row[0]: KnownObject(*row[1:]) for row in conn.execute(query)}
 
     def scan(self, previously_pending: dict[str, str], now: datetime) -> TickPlan:
         plan = TickPlan()
-        listed: set[str] = set()
+        objects: list[StoredObject] = []
+        sidecars: dict[str, str] = {}
         for obj in self.store.list_objects(self.bucket.incoming_prefix):
-            if is_ignored(obj.key):
-                continue
-            listed.add(obj.key)
+            if obj.key.lower().endswith(SIDECAR_SUFFIX):
+                sidecars[obj.key[: -len(SIDECAR_SUFFIX)]] = obj.version_token
+            elif not is_ignored(obj.key):
+                objects.append(obj)
+        plan.counts["listed"] = len(objects)
+        for obj in objects:
+            # A sidecar (added or edited) is part of its consultation's version.
+            sidecar = sidecars.get(obj.key) or sidecars.get(
+                str(PurePosixPath(obj.key).with_suffix(""))
+            )
+            token = obj.version_token + (f"|meta:{sidecar}" if sidecar else "")
             known = self.known.get(obj.key)
-            if (
-                known
-                and known["state"] != "deleted"
-                and known["version_token"] == obj.version_token
-            ):
+            if known and known.state != "deleted" and known.version_token == token:
                 continue
-            settled = previously_pending.get(obj.key) == obj.version_token or (
+            settled = previously_pending.get(obj.key) == token or (
                 now - obj.modified >= self.settle
             )
-            if not settled or self.budget <= 0:
-                # Still being written (or over this tick's budget): look again next tick.
-                plan.pending[obj.key] = obj.version_token
+            if not settled:
+                # Still being written: look again next tick.
+                if len(plan.pending) < MAX_PENDING_IN_CURSOR:
+                    plan.pending[obj.key] = token
                 plan.counts["waiting"] += 1
                 continue
+            if self.budget <= 0 or time.monotonic() > self.deadline:
+                # This tick's budget is spent: the object is admitted on a later tick.
+                if obj.key in previously_pending:
+                    plan.pending[obj.key] = token
+                plan.counts["deferred"] += 1
+                continue
             try:
-                self._admit(obj, known, plan)
+                self._admit(obj, token, known, plan)
             except (StorageError, OSError) as exc:
                 # The store hiccupped on this object (or it is unreadable): leave it out of
                 # the inventory so the next tick retries it; never mark it processed.
@@ -107,90 +156,106 @@ class BucketScanner:
                     stage="sensor",
                     error=reason,
                 )
-                plan.pending[obj.key] = obj.version_token
-        self._mark_deleted(listed, plan)
+                plan.pending[obj.key] = token
+                plan.counts["unreadable"] += 1
+        self._mark_deleted({obj.key for obj in objects}, plan)
         self._requeue_stale(plan, now)
         return plan
 
-    def _admit(self, obj: StoredObject, known: dict[str, Any] | None, plan: TickPlan) -> None:
+    def _admit(
+        self, obj: StoredObject, token: str, known: KnownObject | None, plan: TickPlan
+    ) -> None:
         consultation_id = consultation_id_for(obj.key, self.bucket.incoming_prefix)
+        self.budget -= 1
         if guess_file_type(obj.key) is None:
-            self._record(obj, consultation_id, None, known, "rejected")
+            self._record(obj.key, token, obj.size, consultation_id, None, known, "rejected")
             self.warehouse.set_status(
-                consultation_id,
-                obj.key,
-                "rejected",
-                stage="sensor",
+                consultation_id, obj.key, "rejected", stage="sensor",
                 error=unsupported_reason(obj.key),
-            )
+            )  # fmt: skip
             plan.counts["rejected"] += 1
-            self.budget -= 1
             return
-        # Hash only what the pipeline will read; empty and oversize files fail in their run.
-        sha = self.store.sha256(obj.key) if 0 < obj.size <= self.bucket.max_file_bytes else None
-        if known and known["state"] == "active" and sha and known["content_sha256"] == sha:
-            # Touched or re-copied with identical content: nothing to do.
-            self._record(obj, consultation_id, sha, known, "active", bump=False)
+        # Fingerprint only what the pipeline will read (ETag where the store has one, so no
+        # download); empty and oversize files fail with their reason in their own run.
+        fingerprint = (
+            self.store.fingerprint(obj) if 0 < obj.size <= self.bucket.max_file_bytes else None
+        )
+        unchanged = (
+            fingerprint is not None
+            and known is not None
+            and known.state == "active"
+            and known.fingerprint == fingerprint
+            and _sidecar_part(known.version_token) == _sidecar_part(token)
+        )
+        if unchanged:
+            # Touched or re-copied with identical content and metadata: nothing to do.
+            self._record(
+                obj.key, token, obj.size, consultation_id, fingerprint, known, "active", bump=False
+            )
             return
-        duplicate_of = self.active_by_sha.get(sha) if sha else None
+        duplicate_of = self.active_by_fingerprint.get(fingerprint) if fingerprint else None
         if duplicate_of and duplicate_of != consultation_id:
-            self._record(obj, consultation_id, sha, known, "rejected")
+            self._record(obj.key, token, obj.size, consultation_id, fingerprint, known, "rejected")
             self.warehouse.set_status(
-                consultation_id,
-                obj.key,
-                "rejected",
-                stage="sensor",
+                consultation_id, obj.key, "rejected", stage="sensor",
                 error=f"duplicate of consultation {duplicate_of} (identical content)",
-            )
+            )  # fmt: skip
             plan.counts["rejected"] += 1
-            self.budget -= 1
             return
-        version = self._record(obj, consultation_id, sha, known, "active")
-        if sha:
-            self.active_by_sha[sha] = consultation_id
+        version = self._record(
+            obj.key, token, obj.size, consultation_id, fingerprint, known, "active"
+        )
+        if fingerprint:
+            self.active_by_fingerprint[fingerprint] = consultation_id
         self.warehouse.set_status(consultation_id, obj.key, "queued", stage="sensor")
         plan.new_partitions.append(consultation_id)
         plan.run_requests.append(_run_request(consultation_id, obj.key, version))
         plan.counts["changed" if known else "new"] += 1
-        self.budget -= 1
 
     def _record(
         self,
-        obj: StoredObject,
+        key: str,
+        token: str,
+        size: int,
         consultation_id: str,
-        sha: str | None,
-        known: dict[str, Any] | None,
+        fingerprint: str | None,
+        known: KnownObject | None,
         state: str,
         *,
         bump: bool = True,
     ) -> int:
-        version = (known["version"] if known else 0) + (1 if bump else 0)
+        version = max((known.version if known else 0) + (1 if bump else 0), 1)
         now = utcnow()
-        values = {
+        values: dict[str, Any] = {
             "consultation_id": consultation_id,
-            "version_token": obj.version_token,
-            "size_bytes": obj.size,
-            "content_sha256": sha,
-            "version": max(version, 1),
+            "version_token": token,
+            "size_bytes": size,
+            "fingerprint": fingerprint,
+            "version": version,
             "state": state,
             "updated_at": now,
         }
         if known is None:
             values["first_seen_at"] = now
-        self.warehouse.upsert(tables.bucket_objects, {"source_key": obj.key}, values)
-        self.known[obj.key] = {"source_key": obj.key, **(known or {}), **values}
-        return values["version"]
+        self.warehouse.upsert(tables.bucket_objects, {"source_key": key}, values)
+        self.known[key] = KnownObject(consultation_id, token, fingerprint, version, state)
+        return version
 
     def _mark_deleted(self, listed: set[str], plan: TickPlan) -> None:
-        for key, row in list(self.known.items()):
-            if key not in listed and row["state"] != "deleted":
-                # Results stay in the tables; a re-upload later counts as a new version.
-                self.warehouse.upsert(
-                    tables.bucket_objects,
-                    {"source_key": key},
-                    {"state": "deleted", "version_token": "", "updated_at": utcnow()},
-                )
-                plan.counts["deleted"] += 1
+        gone = [k for k, row in self.known.items() if k not in listed and row.state != "deleted"]
+        if not gone:
+            return
+        # Results stay in the tables; a re-upload later counts as a new version.
+        t = tables.bucket_objects
+        with self.warehouse.engine.begin() as conn:
+            conn.execute(
+                t.update()
+                .where(t.c.source_key.in_(gone))
+                .values(state="deleted", version_token="", updated_at=utcnow())
+            )
+        for key in gone:
+            self.known[key].state = "deleted"
+        plan.counts["deleted"] += len(gone)
 
     def _requeue_stale(self, plan: TickPlan, now: datetime) -> None:
         requested = {r.partition_key for r in plan.run_requests}
@@ -203,12 +268,16 @@ class BucketScanner:
                 now - updated < REQUEUE_AFTER
                 or status["consultation_id"] in requested
                 or not known
-                or known["state"] != "active"
+                or known.state != "active"
             ):
                 continue
             plan.run_requests.append(
-                _run_request(status["consultation_id"], status["source_key"], known["version"])
+                _run_request(status["consultation_id"], status["source_key"], known.version)
             )
+
+
+def _sidecar_part(token: str) -> str:
+    return token.partition("|meta:")[2]
 
 
 def _run_request(consultation_id: str, source_key: str, version: int) -> RunRequest:
@@ -234,6 +303,7 @@ def consultation_bucket_sensor(
     context: SensorEvaluationContext, bucket: BucketResource, warehouse: WarehouseResource
 ) -> SensorResult | SkipReason:
     settings = load_settings()
+    started = time.monotonic()
     cursor = json.loads(context.cursor) if context.cursor else {}
     scanner = BucketScanner(
         bucket.store(),
@@ -241,10 +311,11 @@ def consultation_bucket_sensor(
         warehouse,
         settle_seconds=settings.settle_seconds,
         max_runs_per_tick=settings.max_runs_per_tick,
+        tick_budget_s=settings.tick_budget_s,
         log=context.log,
     )
     plan = scanner.scan(cursor.get("pending", {}), datetime.now(tz=UTC))
-    context.log.info(f"bucket scan: {plan.counts}")
+    context.log.info(f"bucket scan in {time.monotonic() - started:.2f} s: {plan.counts}")
     new_cursor = json.dumps({"pending": plan.pending}, sort_keys=True)
     if not plan.run_requests and not plan.new_partitions:
         context.update_cursor(new_cursor)

@@ -241,9 +241,16 @@ def test_relative_paths_are_rejected(url: str) -> None:
     assert repr(url) in str(caught.value)
 
 
-@pytest.mark.parametrize("url", ["s3://bucket/prefix", "supabase://bucket/prefix"])
-def test_remote_schemes_not_in_this_build_are_explained(url: str) -> None:
-    with pytest.raises(ValueError, match="not available in this build yet; use file:///abs/path"):
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("s3:///prefix", "needs a bucket name: s3://bucket/prefix"),
+        ("supabase:///prefix", "needs a bucket name: supabase://bucket/prefix"),
+        ("supabase://bucket/prefix", "needs SUPABASE_URL and SUPABASE_SERVICE_ROLE_KEY"),
+    ],
+)
+def test_remote_urls_missing_parts_are_explained(url: str, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
         open_object_store(url)
 
 

@@ -65,13 +65,17 @@ class PipelineHarness:
             "speech_to_text": SpeechToTextResource(),
             "analyzer": self.analyzer,
         }
+        self.rebuild()
+        self.instance = DagsterInstance.ephemeral()
+
+    def rebuild(self) -> None:
+        """(Re)build the Definitions after swapping a resource."""
         self.defs = Definitions(
             assets=consultation_assets,
             jobs=[process_consultation_job],
             sensors=[consultation_bucket_sensor],
             resources=self.resources,
         )
-        self.instance = DagsterInstance.ephemeral()
 
     @property
     def warehouse(self) -> WarehouseResource:
