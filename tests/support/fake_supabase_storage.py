@@ -13,9 +13,11 @@ Served routes (under ``/storage/v1``), as supabase-py 2.x calls them:
   search?}``; files plus folder entries (``id`` null);
 - ``POST /object/list-v2/{bucket}``: flat, name-ordered, cursor-paged; JSON ``{prefix, limit,
   cursor?, with_delimiter, sortBy?}`` -> ``{hasNext, nextCursor?, folders, objects}``. With
-  ``list_v2=False`` the route does not exist (Fastify 404 ``Route POST:... not found``), or,
-  with ``list_v2_missing="feature"``, it answers 400 ``FeatureNotEnabled`` like a tenant that
-  has not been migrated;
+  ``list_v2=False`` the server is older, and ``list_v2_missing`` says how it answers:
+  ``"route"`` Fastify's 404 ``Route POST:... not found``; ``"feature"`` 400
+  ``FeatureNotEnabled`` (a tenant not yet migrated); ``"bucket"`` what a server without the
+  route does when it matches ``/object/list-v2/{bucket}`` to the upload route
+  ``/object/{bucket}/{path}``: ``Bucket not found`` for the bucket named "list-v2";
 - ``GET /object/info/{bucket}/{path}`` (also ``/object/info/authenticated/...``);
 - ``GET /object/{bucket}/{path}`` (also ``/object/authenticated/...``): the bytes;
 - ``POST``/``PUT /object/{bucket}/{path}``: multipart (``cacheControl``, optional
@@ -114,7 +116,7 @@ class FakeSupabaseStorage:
         service_key: str = "service-role-key-for-tests",
         buckets: tuple[str, ...] = ("recordings",),
         list_v2: bool = True,
-        list_v2_missing: Literal["route", "feature"] = "route",
+        list_v2_missing: Literal["route", "feature", "bucket"] = "route",
     ) -> None:
         self.service_key = service_key
         self.list_v2 = list_v2
@@ -154,7 +156,11 @@ class FakeSupabaseStorage:
         host, port = self._server.server_address[:2]
         self.url = f"http://{host}:{port}"
         self._thread = threading.Thread(
-            target=self._server.serve_forever, name="fake-supabase-storage", daemon=True
+            # A short poll interval keeps stop() (and so each test) quick.
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.02},
+            name="fake-supabase-storage",
+            daemon=True,
         )
         self._thread.start()
 
@@ -258,6 +264,8 @@ class FakeSupabaseStorage:
 class _Handler(BaseHTTPRequestHandler):
     storage: FakeSupabaseStorage
     protocol_version = "HTTP/1.1"  # keep-alive, as httpx expects
+    # Headers and body go out in two writes; without this, Nagle + delayed ACK add ~40 ms.
+    disable_nagle_algorithm = True
 
     def log_message(self, format: str, *args: Any) -> None:  # quiet
         pass
@@ -287,8 +295,7 @@ class _Handler(BaseHTTPRequestHandler):
     # --------------------------------------------------------------------------- plumbing
 
     def _handle(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length) if length else b""
+        body = self._read_body()
         raw_path = urlsplit(self.path).path
         route, bucket, key = _route(self.command, raw_path)
         content_type = self.headers.get("Content-Type", "")
@@ -334,12 +341,9 @@ class _Handler(BaseHTTPRequestHandler):
                     },
                 )
             return
-        if route == "unknown" or (route == "list-v2" and not fake.list_v2):
-            if route == "list-v2" and fake.list_v2_missing == "feature":
-                self._error(
-                    400, "FeatureNotEnabled", "This feature is not available for your tenant"
-                )
-                return
+        v2_missing = route == "list-v2" and not fake.list_v2
+        if route == "unknown" or (v2_missing and fake.list_v2_missing == "route"):
+            # Fastify's own 404, answered before any auth hook runs.
             path = raw_path[len(_API) :] if raw_path.startswith(_API) else raw_path
             self._send(
                 404,
@@ -353,11 +357,20 @@ class _Handler(BaseHTTPRequestHandler):
         if not self._authorized():
             self._error(403, "Unauthorized", "invalid signature")
             return
+        if v2_missing and fake.list_v2_missing == "feature":
+            self._error(400, "FeatureNotEnabled", "This feature is not available for your tenant")
+            return
+        if v2_missing:  # "bucket": taken for an upload into the bucket named "list-v2"
+            self._error(404, "Bucket not found", "Bucket not found")
+            return
         with fake._lock:
             objects = fake.buckets.get(bucket)
             if objects is None:
-                self._error(404, "Bucket not found", "Bucket not found")
-                return
+                if route in ("list", "list-v2", "remove"):
+                    objects = {}  # listings only filter by bucket: a missing one lists empty
+                else:
+                    self._error(404, "Bucket not found", "Bucket not found")
+                    return
             if route == "list":
                 self._send(200, _list_folder(objects, parsed_json or {}))
             elif route == "list-v2":
@@ -376,6 +389,20 @@ class _Handler(BaseHTTPRequestHandler):
                     self._send_bytes(obj)
             else:
                 self._write(route, bucket, key, objects, file_part, form)
+
+    def _read_body(self) -> bytes:
+        if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
+            chunks = []
+            while True:
+                size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+                if size == 0:
+                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                        pass  # trailers
+                    return b"".join(chunks)
+                chunks.append(self.rfile.read(size))
+                self.rfile.readline()  # the CRLF after each chunk
+        length = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(length) if length else b""
 
     def _authorized(self) -> bool:
         key = self.storage.service_key

@@ -20,6 +20,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+from xml.sax.saxutils import escape
 
 import pytest
 
@@ -119,7 +120,7 @@ class S3Bucket:
         """The CSCOACH_BUCKET_URL for this bucket, e.g. s3://<name>/<prefix>."""
         return f"s3://{self.name}/{prefix}".rstrip("/")
 
-    def keys(self) -> list[str]:
+    def object_keys(self) -> list[str]:
         paginator = self.client.get_paginator("list_objects_v2")
         return [
             item["Key"]
@@ -176,8 +177,8 @@ class FailingS3:
 def _error_xml(failure: S3Failure, path: str) -> bytes:
     return (
         '<?xml version="1.0" encoding="UTF-8"?>\n'
-        f"<Error><Code>{failure.code}</Code><Message>{failure.message}</Message>"
-        f"<Resource>{path}</Resource><RequestId>4442587FB7D0A2F9</RequestId></Error>"
+        f"<Error><Code>{escape(failure.code)}</Code><Message>{escape(failure.message)}</Message>"
+        f"<Resource>{escape(path)}</Resource><RequestId>4442587FB7D0A2F9</RequestId></Error>"
     ).encode()
 
 
@@ -236,7 +237,7 @@ def failing_s3_server(failure: S3Failure) -> Iterator[FailingS3]:
     server.daemon_threads = True
     host, port = server.server_address[:2]
     state.endpoint = f"http://{host}:{port}"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     try:
         yield state

@@ -61,12 +61,18 @@ class S3ObjectStore(ObjectStore):
             request_checksum_calculation="when_required",
             response_checksum_validation="when_required",
             # Standard mode retries throttling (SlowDown, 503), 5xx and connection errors with
-            # exponential backoff and jitter.
-            retries={"max_attempts": max_attempts, "mode": "standard"},
+            # exponential backoff and jitter. `total_max_attempts` counts the first request,
+            # like AWS_MAX_ATTEMPTS; botocore's `max_attempts` key would add one more.
+            retries={"total_max_attempts": max_attempts, "mode": "standard"},
             connect_timeout=10,
             read_timeout=60,
         )
-        self._client = client or boto3.client("s3", endpoint_url=endpoint_url, config=config)
+        # A session of its own: boto3's module-level default session resolves credentials once
+        # per process and caches them, so a store opened after the environment changed (a
+        # refreshed AWS_SESSION_TOKEN, other keys) would still sign with the first ones.
+        self._client = client or boto3.session.Session().client(
+            "s3", endpoint_url=endpoint_url, config=config
+        )
 
     def _key(self, key: str) -> str:
         if key.startswith("/") or ".." in key.split("/"):
@@ -77,32 +83,49 @@ class S3ObjectStore(ObjectStore):
         return full_key[len(self.root) + 1 :] if self.root else full_key
 
     def _call(self, operation: str, key: str | None, fn: Any, **kwargs: Any) -> Any:
+        from boto3.exceptions import Boto3Error
         from botocore.exceptions import BotoCoreError, ClientError
 
         try:
             return fn(**kwargs)
-        except ClientError as exc:
+        except (ClientError, BotoCoreError, Boto3Error) as exc:
+            raise self._storage_error(operation, key, exc) from None
+
+    def _storage_error(self, operation: str, key: str | None, exc: Exception) -> StorageError:
+        from boto3.exceptions import Boto3Error
+        from botocore.exceptions import ClientError
+
+        if isinstance(exc, Boto3Error):
+            # boto3's transfer manager (upload_file, download_file) re-raises the ClientError
+            # as S3UploadFailedError, and exhausted download retries as RetriesExceededError:
+            # classify the underlying botocore error.
+            inner = getattr(exc, "last_exception", None) or exc.__cause__ or exc.__context__
+            if isinstance(inner, Exception) and not isinstance(inner, Boto3Error):
+                exc = inner
+        if isinstance(exc, ClientError):
             error = exc.response.get("Error", {})
             code = str(error.get("Code", ""))
             if code in _NOT_FOUND and key is not None:
-                raise ObjectNotFound(f"object {key!r} no longer exists in the bucket") from None
+                return ObjectNotFound(f"object {key!r} no longer exists in the bucket")
             hint = _CREDENTIAL_CODES.get(code)
             status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-            raise StorageError(
+            return StorageError(
                 f"S3 {operation} on s3://{self.bucket}/{self._key(key or '')} failed: "
                 + (hint or f"HTTP {status} {code}: {error.get('Message', '')}".strip())
-            ) from None
-        except BotoCoreError as exc:
-            # Connection refused, timeouts, DNS: botocore already retried with backoff.
-            raise StorageError(
-                f"S3 {operation} on s3://{self.bucket} failed after retries: "
-                f"{type(exc).__name__}: {exc}"
-            ) from None
+            )
+        # Connection refused, timeouts, DNS: botocore already retried with backoff.
+        return StorageError(
+            f"S3 {operation} on s3://{self.bucket} failed after retries: "
+            f"{type(exc).__name__}: {exc}"
+        )
 
     def list_objects(self, prefix: str) -> Iterator[StoredObject]:
+        # The prefix names a folder, as in the local store: "incoming" must not also list
+        # "incoming-archive/..." or "incoming.txt".
+        folder = prefix if not prefix or prefix.endswith("/") else f"{prefix}/"
         paginator = self._client.get_paginator("list_objects_v2")
         pages = paginator.paginate(
-            Bucket=self.bucket, Prefix=self._key(prefix), PaginationConfig={"PageSize": 1000}
+            Bucket=self.bucket, Prefix=self._key(folder), PaginationConfig={"PageSize": 1000}
         )
         iterator = iter(pages)
         while True:

@@ -67,7 +67,6 @@ class SupabaseObjectStore(ObjectStore):
         timeout_s: float = 60.0,
     ) -> None:
         from supabase import ClientOptions, create_client
-        from supabase.lib.client_options import SyncHttpxClient
 
         if not url or not key:
             raise ValueError(
@@ -89,12 +88,17 @@ class SupabaseObjectStore(ObjectStore):
         self._list_v2: bool | None = None
         # Our own httpx client: explicit timeouts (per read, so big downloads still work) and
         # one connection pool per store.
-        http = SyncHttpxClient(
+        self._http = httpx.Client(
             timeout=httpx.Timeout(timeout_s, connect=min(10.0, timeout_s)),
             follow_redirects=True,
         )
-        client = create_client(url.rstrip("/"), key, ClientOptions(httpx_client=http))
+        client = create_client(url.rstrip("/"), key, ClientOptions(httpx_client=self._http))
         self._files = client.storage.from_(bucket)
+
+    def close(self) -> None:
+        """Closes the connection pool. Stores from `open_object_store` live for the process
+        and are never closed; this is for stores made directly (tests, scripts)."""
+        self._http.close()
 
     # ------------------------------------------------------------------------------ keys
 
@@ -403,17 +407,23 @@ def _is_route_missing(exc: StorageApiError, statuses: set[int]) -> bool:
 
 
 def _list_v2_unsupported(exc: StorageApiError) -> bool:
-    """True when the server does not know list-v2 (older Storage, or a tenant not migrated)."""
+    """True when the server does not know list-v2 (older Storage, or a tenant not migrated).
+
+    list-v2 answers a missing prefix, and even a missing bucket, with an empty listing, so a
+    404 or 405 can only mean the route is missing. A server without the route matches
+    `/object/list-v2/{bucket}` to the upload route `/object/{bucket}/{path}` instead and
+    answers "Bucket not found" for the bucket named "list-v2". Credential and server errors
+    are never taken for "unsupported"."""
     statuses = {s for s in _statuses(exc) if s is not None}
     code = str(exc.code or "").lower()
     message = str(exc.message or "").lower()
-    if code in _BUCKET_MISSING_CODES or message == "bucket not found":
+    if statuses & {401, 403} or code in _AUTH_CODES:
         return False
     if code == "featurenotenabled" or "not available for your tenant" in message:
         return True
-    # list-v2 answers an empty listing for a missing prefix; a 404 or 405 can only mean the
-    # route is missing. Credential and server errors are not taken as "unsupported".
-    return bool(statuses & {404, 405}) and not (statuses & {401, 403})
+    if code in _BUCKET_MISSING_CODES or message == "bucket not found":
+        return True
+    return bool(statuses & {404, 405})
 
 
 def _as_int(value: Any) -> int | None:
