@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tests.support.pipeline import PipelineHarness, tree_digest
+from tests.support.pipeline import PipelineHarness
 
 pytestmark = pytest.mark.integration
 
@@ -81,7 +81,7 @@ def test_silence_does_not_produce_text(bad_batch: PipelineHarness) -> None:
 
 def test_partial_upload_is_ignored_and_originals_untouched(bad_batch: PipelineHarness) -> None:
     assert "incoming/upload.mp4.part" not in bad_batch.status_by_key()
-    assert tree_digest(bad_batch.incoming) == bad_batch.originals_before
+    assert bad_batch.backend.digest("incoming/") == bad_batch.originals_before
 
 
 def test_sensor_keeps_working_after_failures(bad_batch: PipelineHarness) -> None:

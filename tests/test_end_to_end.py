@@ -160,7 +160,7 @@ def test_materializations_carry_supervisor_metadata(spoken_run: PipelineHarness)
 
 
 def test_originals_are_never_modified_or_deleted(spoken_run: PipelineHarness) -> None:
-    assert tree_digest(spoken_run.incoming) == spoken_run.originals_before
+    assert spoken_run.backend.digest("incoming/") == spoken_run.originals_before
 
 
 def test_rerunning_a_partition_replaces_its_rows(spoken_run: PipelineHarness) -> None:

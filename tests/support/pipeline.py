@@ -23,6 +23,7 @@ from dagster import (
 
 from cscoach_pipeline.assets import consultation_assets
 from cscoach_pipeline.jobs import process_consultation_job
+from cscoach_pipeline.lib import tables
 from cscoach_pipeline.partitions import consultation_partitions
 from cscoach_pipeline.resources import (
     AnalyzerResource,
@@ -31,6 +32,8 @@ from cscoach_pipeline.resources import (
     WarehouseResource,
 )
 from cscoach_pipeline.sensors import consultation_bucket_sensor
+
+from .backends import BucketBackend, LocalBackend
 
 BI_TABLES = (
     "consultations",
@@ -44,6 +47,7 @@ BI_TABLES = (
 @dataclass
 class PipelineHarness:
     root: Path
+    backend: BucketBackend | None = None
     warehouse_url: str | None = None
     max_file_bytes: int = 50 * 1024 * 1024
     analyzer: AnalyzerResource = field(default_factory=AnalyzerResource)
@@ -56,10 +60,13 @@ class PipelineHarness:
         self.bucket_root = self.root / "bucket"
         self.incoming = self.bucket_root / "incoming"
         self.incoming.mkdir(parents=True, exist_ok=True)
+        self.backend = self.backend or LocalBackend(self.bucket_root)
         self.warehouse_url = self.warehouse_url or f"sqlite:///{self.root / 'warehouse.db'}"
         self.resources: dict[str, Any] = {
             "bucket": BucketResource(
-                url=self.bucket_root.as_uri(), max_file_bytes=self.max_file_bytes
+                url=self.backend.url,
+                max_file_bytes=self.max_file_bytes,
+                **self.backend.resource_kwargs,
             ),
             "warehouse": WarehouseResource(url=self.warehouse_url),
             "speech_to_text": SpeechToTextResource(),
@@ -81,11 +88,17 @@ class PipelineHarness:
     def warehouse(self) -> WarehouseResource:
         return self.resources["warehouse"]
 
-    def drop(self, relative: str, data: bytes | Path) -> Path:
-        target = self.incoming / relative
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(data.read_bytes() if isinstance(data, Path) else data)
-        return target
+    def drop(
+        self, relative: str, data: bytes | Path, metadata: dict[str, str] | None = None
+    ) -> Any:
+        """Put a file under incoming/ (a Path on the folder backend, the key elsewhere)."""
+        assert self.backend is not None
+        content = data.read_bytes() if isinstance(data, Path) else data
+        return self.backend.put(f"incoming/{relative}", content, metadata)
+
+    def artifact(self, consultation_id: str, name: str) -> bytes:
+        assert self.backend is not None
+        return self.backend.get(f"artifacts/{consultation_id}/{name}")
 
     def tick(self) -> list[RunRequest]:
         context = build_sensor_context(
@@ -123,7 +136,8 @@ class PipelineHarness:
         """Drop files, remember the originals' hashes, process them; results kept on self."""
         for relative, data in drops.items():
             self.drop(relative, data)
-        self.originals_before = tree_digest(self.incoming)
+        assert self.backend is not None
+        self.originals_before = self.backend.digest("incoming/")
         self.results = self.process()
         return self
 
@@ -131,8 +145,8 @@ class PipelineHarness:
         return self.warehouse.read_frame(f"SELECT * FROM {name}")
 
     def status_by_key(self) -> dict[str, dict[str, Any]]:
-        frame = self.table("consultation_status")
-        return {row["source_key"]: row for row in frame.to_dict("records")}
+        rows = self.warehouse.fetch_rows(tables.consultation_status)
+        return {row["source_key"]: row for row in rows}
 
     def all_table_text(self) -> str:
         return "\n".join(self.table(name).to_csv(index=False) for name in BI_TABLES)
