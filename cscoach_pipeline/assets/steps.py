@@ -5,12 +5,14 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import NoReturn
 
-from dagster import AssetExecutionContext, Failure
+from dagster import AssetExecutionContext, Failure, RetryRequested
 
 from ..lib import tables
 from ..lib.analyzers import AnalysisError
 from ..lib.errors import ConsultationInputError
+from ..resources.storage import ObjectNotFound, StorageError
 from ..resources.warehouse import WarehouseResource
 
 
@@ -33,26 +35,56 @@ def source_of(warehouse: WarehouseResource, consultation_id: str) -> Consultatio
     return ConsultationSource(consultation_id, row["source_key"], row["version"])
 
 
+# Step retries when the bucket is unavailable: waits of 10 s, 30 s, 90 s.
+STORAGE_RETRIES = 3
+STORAGE_RETRY_BASE_S = 10.0
+
+
+def _fail(
+    context: AssetExecutionContext,
+    warehouse: WarehouseResource,
+    source: ConsultationSource,
+    stage: str,
+    reason: str,
+) -> NoReturn:
+    warehouse.set_status(
+        source.consultation_id,
+        source.source_key,
+        "failed",
+        stage=stage,
+        error=reason,
+        run_id=context.run_id,
+    )
+    raise Failure(description=reason, metadata={"reason": reason, "stage": stage}) from None
+
+
 @contextmanager
 def consultation_step(
     context: AssetExecutionContext, warehouse: WarehouseResource, stage: str
 ) -> Iterator[ConsultationSource]:
     """Runs one step; a bad-input or analysis error fails this partition with its reason in
-    `consultation_status` and the UI, and never retries (the file will not get better)."""
+    `consultation_status` and the UI, and never retries (the file will not get better); a
+    bucket outage retries the step with backoff before failing."""
     source = source_of(warehouse, context.partition_key)
     try:
         yield source
+    except ObjectNotFound as exc:
+        _fail(context, warehouse, source, stage, f"a file this step needs is missing: {exc}")
+    except StorageError as exc:
+        # The store is down or throttling: not the file's fault, so retry the step with
+        # backoff; only when the outage persists does the consultation fail, saying so.
+        if context.retry_number < STORAGE_RETRIES:
+            context.log.warning(f"bucket unavailable ({exc}); retrying this step")
+            raise RetryRequested(
+                max_retries=STORAGE_RETRIES,
+                seconds_to_wait=STORAGE_RETRY_BASE_S * 3**context.retry_number,
+            ) from exc
+        _fail(
+            context, warehouse, source, stage,
+            f"the bucket was unavailable after {STORAGE_RETRIES + 1} attempts: {exc}",
+        )  # fmt: skip
     except (ConsultationInputError, AnalysisError) as exc:
-        reason = str(exc)
-        warehouse.set_status(
-            source.consultation_id,
-            source.source_key,
-            "failed",
-            stage=stage,
-            error=reason,
-            run_id=context.run_id,
-        )
-        raise Failure(description=reason, metadata={"reason": reason, "stage": stage}) from None
+        _fail(context, warehouse, source, stage, str(exc))
     except Exception as exc:
         warehouse.set_status(
             source.consultation_id,
