@@ -159,3 +159,19 @@ def test_unreadable_file_is_reported_and_retried_without_stopping_others(
     retried = harness.tick()
     assert [r.tags["cscoach/source_key"] for r in retried] == ["incoming/blocked.txt"]
     assert harness.status_by_key()["incoming/blocked.txt"]["status"] == "queued"
+
+
+def test_daemon_restart_with_a_fresh_cursor_requests_nothing_twice(
+    harness: PipelineHarness,
+) -> None:
+    # Equal timestamps, keys not in time order: nothing relies on a time high-water mark.
+    stamp = time.time() - 120
+    for name in ("zz-last.txt", "aa-first.txt", "mm-middle.txt"):
+        os.utime(harness.drop(name, CHAT + name.encode()), (stamp, stamp))
+    assert len(harness.tick()) == 3
+    # A restarted daemon: new instance, cursor lost, same bucket and warehouse.
+    restarted = PipelineHarness(root=harness.root, warehouse_url=harness.warehouse_url)
+    assert restarted.tick() == []
+    late = restarted.drop("aa-0-late.txt", CHAT + b"late")
+    os.utime(late, (stamp - 3600, stamp - 3600))  # finished late, but with an old mtime
+    assert [r.tags["cscoach/source_key"] for r in restarted.tick()] == ["incoming/aa-0-late.txt"]
