@@ -69,7 +69,11 @@ class Settings:
     )
     # Seconds of hashing/recording work per sensor tick, well inside Dagster's 60 s limit.
     tick_budget_s: float = field(
-        default_factory=lambda: _env_float("CSCOACH_SENSOR_TICK_BUDGET_S", 30.0)
+        default_factory=lambda: _env_float("CSCOACH_SENSOR_TICK_BUDGET_S", 20.0)
+    )
+    # Seconds of listing per tick; a longer listing resumes where it stopped on the next tick.
+    list_budget_s: float = field(
+        default_factory=lambda: _env_float("CSCOACH_SENSOR_LIST_BUDGET_S", 30.0)
     )
     # e.g. "incoming/{team}/{agent_id}/": folders that name the team and the agent.
     key_pattern: str = field(default_factory=lambda: _env("CSCOACH_KEY_PATTERN", ""))

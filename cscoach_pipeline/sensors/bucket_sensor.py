@@ -2,14 +2,16 @@
 
 State lives in two places, both small or external: the warehouse's `bucket_objects` inventory
 (what was seen, with its change token and content fingerprint) and the sensor cursor (a
-bounded set of objects seen once but not yet settled). A tick lists the prefix (the one cost
-that grows with the bucket), then does work only for new or changed objects: never a
-download or a hash of an unchanged one. No timestamp high-water mark is used, so equal
-timestamps, keys that are not time-ordered and uploads that finish late are all caught.
+bounded set of objects seen once but not yet settled, and where a long listing resumes). A
+tick lists the prefix in key order (the one cost that grows with the bucket; a listing that
+outlasts its budget resumes on the next tick), then works only on new or changed objects:
+never a download or a hash of an unchanged one. No timestamp high-water mark is used, so
+equal timestamps, keys that are not time-ordered and uploads that finish late are all caught.
 """
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import PurePosixPath
@@ -40,6 +42,9 @@ from ..settings import load_settings
 REQUEUE_AFTER = timedelta(minutes=2)
 # The cursor remembers at most this many not-yet-settled objects; the rest settle by age.
 MAX_PENDING_IN_CURSOR = 1000
+# Dagster cancels a tick after 60 s: stop admitting well before, whatever the listing took.
+TICK_HARD_LIMIT_S = 50.0
+MIN_ADMISSION_S = 5.0
 
 
 @dataclass(slots=True)
@@ -56,6 +61,7 @@ class TickPlan:
     run_requests: list[RunRequest] = field(default_factory=list)
     new_partitions: list[str] = field(default_factory=list)
     pending: dict[str, str] = field(default_factory=dict)
+    resume_after: str | None = None
     counts: dict[str, int] = field(
         default_factory=lambda: {
             "listed": 0,
@@ -82,6 +88,7 @@ class BucketScanner:
         settle_seconds: float,
         max_runs_per_tick: int,
         tick_budget_s: float,
+        list_budget_s: float,
         log: Any,
     ) -> None:
         self.store = store
@@ -89,7 +96,10 @@ class BucketScanner:
         self.warehouse = warehouse
         self.settle = timedelta(seconds=settle_seconds)
         self.budget = max_runs_per_tick
-        self.deadline = time.monotonic() + tick_budget_s
+        self.started = time.monotonic()
+        self.tick_budget_s = tick_budget_s
+        self.list_budget_s = list_budget_s
+        self.deadline = self.started + tick_budget_s
         self.log = log
         self.known = self._load_inventory()
         # Content index for duplicate detection across keys.
@@ -108,15 +118,17 @@ class BucketScanner:
         with self.warehouse.engine.connect() as conn:
             return {row[0]: KnownObject(*row[1:]) for row in conn.execute(query)}
 
-    def scan(self, previously_pending: dict[str, str], now: datetime) -> TickPlan:
+    def scan(
+        self, previously_pending: dict[str, str], now: datetime, resume_after: str | None = None
+    ) -> TickPlan:
         plan = TickPlan()
-        objects: list[StoredObject] = []
-        sidecars: dict[str, str] = {}
-        for obj in self.store.list_objects(self.bucket.incoming_prefix):
-            if obj.key.lower().endswith(SIDECAR_SUFFIX):
-                sidecars[obj.key[: -len(SIDECAR_SUFFIX)]] = obj.version_token
-            elif not is_ignored(obj.key):
-                objects.append(obj)
+        objects, sidecars, plan.resume_after = self._list(resume_after)
+        # Admission gets its own budget after the listing, inside Dagster's 60 s tick limit.
+        listed_at = time.monotonic()
+        self.deadline = max(
+            min(listed_at + self.tick_budget_s, self.started + TICK_HARD_LIMIT_S),
+            listed_at + MIN_ADMISSION_S,
+        )
         plan.counts["listed"] = len(objects)
         for obj in objects:
             # A sidecar (added or edited) is part of its consultation's version.
@@ -158,9 +170,40 @@ class BucketScanner:
                 )
                 plan.pending[obj.key] = token
                 plan.counts["unreadable"] += 1
-        self._mark_deleted({obj.key for obj in objects}, plan)
+        listed_keys = {obj.key for obj in objects}
+        upper = plan.resume_after  # None: this pass reached the end of the listing
+        self._mark_deleted(
+            lambda key: (
+                (resume_after is None or key > resume_after)
+                and (upper is None or key <= upper)
+                and key not in listed_keys
+            ),
+            plan,
+        )
         self._requeue_stale(plan, now)
         return plan
+
+    def _list(
+        self, resume_after: str | None
+    ) -> tuple[list[StoredObject], dict[str, str], str | None]:
+        """List in key order from `resume_after`; stop when the listing budget is spent and
+        return where to resume, so a huge bucket is covered over several ticks."""
+        objects: list[StoredObject] = []
+        sidecars: dict[str, str] = {}
+        deadline = self.started + self.list_budget_s
+        last_key: str | None = None
+        for obj in self.store.list_objects(self.bucket.incoming_prefix, start_after=resume_after):
+            is_sidecar = obj.key.lower().endswith(SIDECAR_SUFFIX)
+            # Stop only before a consultation, so `x.wav` and `x.wav.meta.json` (adjacent in
+            # key order) are seen in the same tick.
+            if not is_sidecar and last_key is not None and time.monotonic() > deadline:
+                return objects, sidecars, last_key
+            last_key = obj.key
+            if is_sidecar:
+                sidecars[obj.key[: -len(SIDECAR_SUFFIX)]] = obj.version_token
+            elif not is_ignored(obj.key):
+                objects.append(obj)
+        return objects, sidecars, None
 
     def _admit(
         self, obj: StoredObject, token: str, known: KnownObject | None, plan: TickPlan
@@ -241,18 +284,19 @@ class BucketScanner:
         self.known[key] = KnownObject(consultation_id, token, fingerprint, version, state)
         return version
 
-    def _mark_deleted(self, listed: set[str], plan: TickPlan) -> None:
-        gone = [k for k, row in self.known.items() if k not in listed and row.state != "deleted"]
+    def _mark_deleted(self, gone_if: Callable[[str], bool], plan: TickPlan) -> None:
+        gone = [k for k, row in self.known.items() if row.state != "deleted" and gone_if(k)]
         if not gone:
             return
         # Results stay in the tables; a re-upload later counts as a new version.
         t = tables.bucket_objects
         with self.warehouse.engine.begin() as conn:
-            conn.execute(
-                t.update()
-                .where(t.c.source_key.in_(gone))
-                .values(state="deleted", version_token="", updated_at=utcnow())
-            )
+            for start in range(0, len(gone), 500):
+                conn.execute(
+                    t.update()
+                    .where(t.c.source_key.in_(gone[start : start + 500]))
+                    .values(state="deleted", version_token="", updated_at=utcnow())
+                )
         for key in gone:
             self.known[key].state = "deleted"
         plan.counts["deleted"] += len(gone)
@@ -312,11 +356,18 @@ def consultation_bucket_sensor(
         settle_seconds=settings.settle_seconds,
         max_runs_per_tick=settings.max_runs_per_tick,
         tick_budget_s=settings.tick_budget_s,
+        list_budget_s=settings.list_budget_s,
         log=context.log,
     )
-    plan = scanner.scan(cursor.get("pending", {}), datetime.now(tz=UTC))
-    context.log.info(f"bucket scan in {time.monotonic() - started:.2f} s: {plan.counts}")
-    new_cursor = json.dumps({"pending": plan.pending}, sort_keys=True)
+    plan = scanner.scan(cursor.get("pending", {}), datetime.now(tz=UTC), cursor.get("resume_after"))
+    context.log.info(
+        f"bucket scan in {time.monotonic() - started:.2f} s: {plan.counts}"
+        + (f"; listing resumes after {plan.resume_after!r}" if plan.resume_after else "")
+    )
+    state: dict[str, Any] = {"pending": plan.pending}
+    if plan.resume_after:
+        state["resume_after"] = plan.resume_after
+    new_cursor = json.dumps(state, sort_keys=True)
     if not plan.run_requests and not plan.new_partitions:
         context.update_cursor(new_cursor)
         return SkipReason(f"no new consultations ({plan.counts})")

@@ -175,3 +175,34 @@ def test_daemon_restart_with_a_fresh_cursor_requests_nothing_twice(
     late = restarted.drop("aa-0-late.txt", CHAT + b"late")
     os.utime(late, (stamp - 3600, stamp - 3600))  # finished late, but with an old mtime
     assert [r.tags["cscoach/source_key"] for r in restarted.tick()] == ["incoming/aa-0-late.txt"]
+
+
+def test_listing_that_outlasts_its_budget_resumes_on_the_next_tick(
+    harness: PipelineHarness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A zero listing budget makes every tick list one consultation (plus its sidecar), as a
+    # huge bucket would on a slow store: coverage continues across ticks, in key order.
+    monkeypatch.setenv("CSCOACH_SENSOR_LIST_BUDGET_S", "0")
+    for name in ("a.txt", "b.txt", "c.txt"):
+        harness.drop(name, CHAT + name.encode())
+    harness.drop("b.txt.meta.json", b'{"agent_id": "A-1"}')
+    seen = []
+    for _ in range(3):
+        seen += [r.tags["cscoach/source_key"] for r in harness.tick()]
+    assert seen == ["incoming/a.txt", "incoming/b.txt", "incoming/c.txt"]
+    assert "resume_after" not in json.loads(harness.cursor or "{}")  # the pass completed
+    # b's sidecar was listed with b: its token carries the sidecar, so no spurious re-run.
+    rows = harness.warehouse.fetch_rows(tables.bucket_objects, source_key="incoming/b.txt")
+    assert "|meta:" in rows[0]["version_token"]
+    # Deletions are detected within the range each partial pass covered.
+    (harness.incoming / "a.txt").unlink()
+    for _ in range(3):
+        assert harness.tick() == []
+    states = {
+        r["source_key"]: r["state"] for r in harness.warehouse.fetch_rows(tables.bucket_objects)
+    }
+    assert states == {
+        "incoming/a.txt": "deleted",
+        "incoming/b.txt": "active",
+        "incoming/c.txt": "active",
+    }

@@ -35,20 +35,25 @@ class LocalFolderStore(ObjectStore):
             version_token=f"{stat.st_size}:{stat.st_mtime_ns}",
         )
 
-    def list_objects(self, prefix: str) -> Iterator[StoredObject]:
+    def list_objects(self, prefix: str, start_after: str | None = None) -> Iterator[StoredObject]:
         start = self._path(prefix)
         if not start.is_dir():
             return
-        # os.walk + scandir stat is the cheapest listing: no per-file open.
-        for directory, dirnames, filenames in os.walk(start):
-            dirnames.sort()
-            for name in sorted(filenames):
-                path = Path(directory) / name
-                try:
-                    stat = path.stat()
-                except FileNotFoundError:  # removed between listing and stat
-                    continue
-                yield self._stored(path, stat)
+        # Collect keys first: the interface promises one global key order (as S3), which a
+        # directory walk does not give ("a-b" sorts before "a/b").
+        paths = sorted(
+            (p.relative_to(self.root).as_posix(), p)
+            for directory, _, filenames in os.walk(start)
+            for p in (Path(directory) / name for name in filenames)
+        )
+        for key, path in paths:
+            if start_after is not None and key <= start_after:
+                continue
+            try:
+                stat = path.stat()
+            except FileNotFoundError:  # removed between listing and stat
+                continue
+            yield self._stored(path, stat)
 
     def stat(self, key: str) -> StoredObject:
         path = self._path(key)

@@ -119,13 +119,17 @@ class S3ObjectStore(ObjectStore):
             f"{type(exc).__name__}: {exc}"
         )
 
-    def list_objects(self, prefix: str) -> Iterator[StoredObject]:
+    def list_objects(self, prefix: str, start_after: str | None = None) -> Iterator[StoredObject]:
         # The prefix names a folder, as in the local store: "incoming" must not also list
         # "incoming-archive/..." or "incoming.txt".
         folder = prefix if not prefix or prefix.endswith("/") else f"{prefix}/"
         paginator = self._client.get_paginator("list_objects_v2")
+        extra = {"StartAfter": self._key(start_after)} if start_after else {}
         pages = paginator.paginate(
-            Bucket=self.bucket, Prefix=self._key(folder), PaginationConfig={"PageSize": 1000}
+            Bucket=self.bucket,
+            Prefix=self._key(folder),
+            PaginationConfig={"PageSize": 1000},
+            **extra,
         )
         iterator = iter(pages)
         while True:

@@ -200,7 +200,13 @@ class SupabaseObjectStore(ObjectStore):
 
     # ------------------------------------------------------------------------------ listing
 
-    def list_objects(self, prefix: str) -> Iterator[StoredObject]:
+    def list_objects(self, prefix: str, start_after: str | None = None) -> Iterator[StoredObject]:
+        # Supabase's list-v2 cursor is opaque, so resuming filters client-side.
+        for obj in self._list_all(prefix):
+            if start_after is None or obj.key > start_after:
+                yield obj
+
+    def _list_all(self, prefix: str) -> Iterator[StoredObject]:
         # Like S3: a plain key prefix ('incoming/' lists that folder, 'incoming/a' also
         # matches 'incoming/ab.wav'), relative to the root prefix.
         if prefix.startswith("/") or ".." in prefix.split("/"):
