@@ -138,7 +138,10 @@ def _seed_inventory(bucket: BucketResource, warehouse: WarehouseResource) -> int
     return len(rows)
 
 
-def _tick(bucket: BucketResource, warehouse: WarehouseResource, cursor: str | None) -> Any:
+def _tick(
+    bucket: BucketResource, warehouse: WarehouseResource, cursor: str | None
+) -> tuple[Any, str | None]:
+    """One evaluation of the real sensor; returns its result and the cursor it left."""
     resources = {"bucket": bucket, "warehouse": warehouse}
     defs = Definitions(
         jobs=[process_consultation_job], sensors=[consultation_bucket_sensor], resources=resources
@@ -146,7 +149,12 @@ def _tick(bucket: BucketResource, warehouse: WarehouseResource, cursor: str | No
     context = build_sensor_context(
         instance=DagsterInstance.ephemeral(), cursor=cursor, resources=resources, definitions=defs
     )
-    return consultation_bucket_sensor(context)
+    result = consultation_bucket_sensor(context)
+    return result, (result.cursor if isinstance(result, SensorResult) else context.cursor)
+
+
+def _resumes(cursor: str | None) -> bool:
+    return bool(cursor and json.loads(cursor).get("resume_after"))
 
 
 def measure(backend: str, size: int) -> dict[str, Any]:
@@ -158,12 +166,10 @@ def measure(backend: str, size: int) -> dict[str, Any]:
         started = time.perf_counter()
         seeded = _seed_inventory(bucket, warehouse)
         seed_s = time.perf_counter() - started
-        _tick(bucket, warehouse, None)  # warm-up: client pools, imports
+        _tick(bucket, warehouse, None)  # warm-up: client pools, imports (may be partial)
 
-        started = time.perf_counter()
-        steady = _tick(bucket, warehouse, None)
-        steady_s = time.perf_counter() - started
-        assert not isinstance(steady, SensorResult), "a steady tick must request nothing"
+        # Steady state: ticks (carrying the cursor, as the daemon does) until one full pass.
+        steady_ticks, steady_s, cursor = _full_pass(bucket, warehouse)
 
         tracemalloc.start()
         _tick(bucket, warehouse, None)
@@ -173,21 +179,40 @@ def measure(backend: str, size: int) -> dict[str, Any]:
         for index in range(size, size + 10):
             put(index)
         os.environ["CSCOACH_SETTLE_SECONDS"] = "0"  # just uploaded; S3 objects are complete
-        started = time.perf_counter()
-        result = _tick(bucket, warehouse, None)
-        new_s = time.perf_counter() - started
-        requested = len(result.run_requests) if isinstance(result, SensorResult) else 0
-        cursor = result.cursor if isinstance(result, SensorResult) else None
+        requested, new_ticks, new_s = 0, 0, []
+        while requested < 10 and new_ticks < 20:
+            started = time.perf_counter()
+            result, cursor = _tick(bucket, warehouse, cursor)
+            new_s.append(time.perf_counter() - started)
+            new_ticks += 1
+            requested += len(result.run_requests) if isinstance(result, SensorResult) else 0
     return {
         "backend": backend,
         "objects": seeded,
-        "steady_tick_s": round(steady_s, 2),
-        "tick_with_10_new_s": round(new_s, 2),
+        "steady_ticks_per_pass": steady_ticks,
+        "steady_max_tick_s": round(max(steady_s), 2),
+        "steady_pass_s": round(sum(steady_s), 2),
+        "ticks_until_10_new_requested": new_ticks,
+        "max_tick_with_new_s": round(max(new_s), 2),
         "runs_requested": requested,
         "peak_python_mb": round(peak / 1024 / 1024, 1),
         "cursor_bytes": len(cursor or ""),
         "seed_listing_s": round(seed_s, 2),
     }
+
+
+def _full_pass(
+    bucket: BucketResource, warehouse: WarehouseResource
+) -> tuple[int, list[float], str | None]:
+    cursor: str | None = None
+    times: list[float] = []
+    while True:
+        started = time.perf_counter()
+        result, cursor = _tick(bucket, warehouse, cursor)
+        times.append(time.perf_counter() - started)
+        assert not isinstance(result, SensorResult), "a steady tick must request nothing"
+        if not _resumes(cursor) or len(times) > 50:
+            return len(times), times, cursor
 
 
 def main() -> None:
