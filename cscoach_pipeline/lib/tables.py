@@ -18,6 +18,8 @@ from sqlalchemy import (
     Text,
 )
 
+from .analysis_schema import RUBRIC_CRITERIA
+
 metadata = MetaData()
 
 consultations = Table(
@@ -97,15 +99,7 @@ analyses = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
 )
 
-RUBRIC_COLUMNS = (
-    "greeting",
-    "identification",
-    "empathy",
-    "problem_solving",
-    "accuracy",
-    "closing",
-    "professionalism",
-)
+RUBRIC_COLUMNS = RUBRIC_CRITERIA
 
 quality_metrics = Table(
     "quality_metrics",
