@@ -1,16 +1,42 @@
 """Everything Dagster loads, merged in one place."""
 
+import logging
+import os
+
 from dagster import Definitions
 
 from .assets import consultation_assets
 from .jobs import process_consultation_job
+from .lib.analyzers import ConfigurationError
 from .resources import build_resources
 from .sensors import consultation_bucket_sensor, record_failed_consultation_run
 from .settings import load_settings
+
+resources = build_resources(load_settings())
+
+
+def _check_gemini_at_startup() -> None:
+    """An unknown model or a rejected key stops the code location from loading, with the
+    reason shown in the UI, instead of failing every consultation one by one. A network
+    problem here only warns: runs retry and the circuit breaker handles outages."""
+    api_key = os.environ.get("GEMINI_API_KEY")
+    if not api_key:
+        return
+    # The resource holds an EnvVar (resolved only inside runs): use the value directly here.
+    analyzer = resources["analyzer"].model_copy(update={"gemini_api_key": api_key})
+    try:
+        analyzer.verify()
+    except ConfigurationError:
+        raise
+    except Exception as exc:
+        logging.getLogger(__name__).warning(f"could not verify the Gemini model at start-up: {exc}")
+
+
+_check_gemini_at_startup()
 
 defs = Definitions(
     assets=consultation_assets,
     jobs=[process_consultation_job],
     sensors=[consultation_bucket_sensor, record_failed_consultation_run],
-    resources=build_resources(load_settings()),
+    resources=resources,
 )

@@ -46,6 +46,15 @@ class Settings:
         default_factory=lambda: _env("CSCOACH_GEMINI_MODEL", "gemini-2.5-flash")
     )
     prompt_version: str = field(default_factory=lambda: _env("CSCOACH_PROMPT_VERSION", "v1"))
+    gemini_rpm: float = field(default_factory=lambda: _env_float("CSCOACH_GEMINI_RPM", 60.0))
+    gemini_max_concurrency: int = field(
+        default_factory=lambda: int(_env_float("CSCOACH_GEMINI_MAX_CONCURRENCY", 4))
+    )
+    gemini_timeout_s: float = field(
+        default_factory=lambda: _env_float("CSCOACH_GEMINI_TIMEOUT_S", 120.0)
+    )
+    gemini_fallback: str = field(default_factory=lambda: _env("CSCOACH_GEMINI_FALLBACK", "none"))
+    gemini_prices: str = field(default_factory=lambda: _env("CSCOACH_GEMINI_PRICES", ""))
     incoming_prefix: str = field(
         default_factory=lambda: _env("CSCOACH_INCOMING_PREFIX", "incoming/")
     )

@@ -12,7 +12,14 @@ from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, ass
 
 from ..jobs import CONSULTATION_GROUP
 from ..lib import tables
-from ..lib.analysis_schema import RUBRIC_CRITERIA, ConsultationAnalysis, overall_score
+from ..lib.analysis_cache import analysis_cache_key
+from ..lib.analysis_schema import (
+    ANALYSIS_SCHEMA_VERSION,
+    RUBRIC_CRITERIA,
+    ConsultationAnalysis,
+    overall_score,
+)
+from ..lib.analyzers import AnalysisError, AnalysisOutcome
 from ..lib.call_metrics import compute_call_metrics
 from ..lib.consultation_context import (
     ConsultationContext,
@@ -327,6 +334,9 @@ def transcript(
     # A consultation without speech has nothing to analyse: no materialization, and Dagster
     # skips quality_metrics for it, so the UI never shows a score that does not exist.
     output_required=False,
+    # Dagster concurrency pool: cap analyses across runs (`dagster instance concurrency set
+    # gemini N`), on top of the client-side rate limiter inside each process.
+    pool="gemini",
 )
 def consultation_analysis(
     context: AssetExecutionContext,
@@ -341,7 +351,24 @@ def consultation_analysis(
             context.log.info("no speech in this consultation: analysis skipped")
             return
         prompt = analyzer.prompt()
-        outcome = analyzer.load().analyze(clean, prompt)
+        cache_key = analysis_cache_key(clean, prompt, analyzer.model_name)
+        outcome, cache_hit = _cached_outcome(warehouse, cache_key), True
+        if outcome is None:
+            cache_hit = False
+            try:
+                outcome = analyzer.analyze(clean, prompt)
+            except AnalysisError as exc:
+                if exc.raw_text is None:
+                    raise
+                # Keep the unusable answer for whoever tunes the prompt.
+                name = f"analysis.{prompt.version}.raw.txt"
+                artifacts.write_text(name, exc.raw_text, "text/plain")
+                raise AnalysisError(
+                    f"{exc}; the model's answer is kept at {artifacts.locate(name)}"
+                ) from None
+            if outcome.fallback_reason is None:
+                _store_in_cache(warehouse, cache_key, prompt.version, outcome)
+        cost = 0.0 if cache_hit else analyzer.cost(outcome)
         analysis = outcome.analysis
         artifacts.write_json(f"analysis.{prompt.version}.json", analysis.model_dump(mode="json"))
         warehouse.replace_rows(
@@ -361,10 +388,19 @@ def consultation_analysis(
                     "sentiment_end": analysis.customer_sentiment.end.value,
                     "result_json": analysis.model_dump(mode="json"),
                     "elapsed_s": round(outcome.elapsed_s, 3),
+                    "input_tokens": 0 if cache_hit else outcome.input_tokens,
+                    "output_tokens": 0 if cache_hit else outcome.output_tokens,
+                    "cached_tokens": 0 if cache_hit else outcome.cached_tokens,
+                    "cost_usd": cost,
+                    "requests": 0 if cache_hit else outcome.requests,
+                    "cache_hit": cache_hit,
+                    "repaired": outcome.repaired,
+                    "fallback_reason": outcome.fallback_reason,
                     "created_at": utcnow(),
                 }
             ],
         )
+        run_total = _add_to_run_cost(context, cost)
     yield MaterializeResult(
         metadata={
             "analyzer": outcome.analyzer,
@@ -376,10 +412,64 @@ def consultation_analysis(
             "rubric": MetadataValue.json(
                 {name: getattr(analysis.rubric, name).score for name in RUBRIC_CRITERIA}
             ),
-            "input_tokens": outcome.input_tokens or 0,
-            "output_tokens": outcome.output_tokens or 0,
+            "input_tokens": 0 if cache_hit else (outcome.input_tokens or 0),
+            "output_tokens": 0 if cache_hit else (outcome.output_tokens or 0),
+            "cached_tokens": 0 if cache_hit else (outcome.cached_tokens or 0),
+            "requests": 0 if cache_hit else outcome.requests,
+            "cost_usd": cost if cost is not None else "unknown (no price for this model)",
+            "run_cost_usd": run_total,
+            "cache_hit": cache_hit,
+            "repaired": outcome.repaired,
+            "fallback": outcome.fallback_reason or "",
             "elapsed_s": round(outcome.elapsed_s, 3),
         }
+    )
+
+
+RUN_COST_TAG = "cscoach/cost_usd"
+
+
+def _add_to_run_cost(context: AssetExecutionContext, cost: float | None) -> float:
+    """Keep the run's running LLM cost in a run tag, visible on the run page."""
+    run = context.instance.get_run_by_id(context.run_id)
+    total = float((run.tags if run else {}).get(RUN_COST_TAG, 0.0)) + (cost or 0.0)
+    context.instance.add_run_tags(context.run_id, {RUN_COST_TAG: f"{total:.6f}"})
+    return round(total, 6)
+
+
+def _cached_outcome(warehouse: WarehouseResource, cache_key: str) -> AnalysisOutcome | None:
+    rows = warehouse.fetch_rows(tables.analysis_cache, cache_key=cache_key)
+    if not rows:
+        return None
+    row = rows[0]
+    return AnalysisOutcome(
+        analysis=ConsultationAnalysis.model_validate(row["result_json"]),
+        analyzer=row["analyzer"],
+        model=row["model"],
+        elapsed_s=0.0,
+        input_tokens=row["input_tokens"],
+        output_tokens=row["output_tokens"],
+        cached_tokens=row["cached_tokens"],
+    )
+
+
+def _store_in_cache(
+    warehouse: WarehouseResource, cache_key: str, prompt_version: str, outcome: AnalysisOutcome
+) -> None:
+    warehouse.upsert(
+        tables.analysis_cache,
+        {"cache_key": cache_key},
+        {
+            "prompt_version": prompt_version,
+            "model": outcome.model,
+            "schema_version": ANALYSIS_SCHEMA_VERSION,
+            "analyzer": outcome.analyzer,
+            "result_json": outcome.analysis.model_dump(mode="json"),
+            "input_tokens": outcome.input_tokens,
+            "output_tokens": outcome.output_tokens,
+            "cached_tokens": outcome.cached_tokens,
+            "created_at": utcnow(),
+        },
     )
 
 

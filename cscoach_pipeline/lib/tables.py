@@ -8,6 +8,7 @@ from __future__ import annotations
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     Column,
     DateTime,
     Float,
@@ -96,6 +97,31 @@ analyses = Table(
     Column("sentiment_end", String(10)),
     Column("result_json", JSON, nullable=False, comment="the full validated analysis"),
     Column("elapsed_s", Float),
+    Column("input_tokens", Integer, comment="prompt tokens billed (0 on a cache hit)"),
+    Column("output_tokens", Integer),
+    Column("cached_tokens", Integer, comment="prompt tokens served from Gemini's cache"),
+    Column("cost_usd", Float, comment="from the price table; 0 for local rules and cache hits"),
+    Column("requests", Integer, comment="HTTP requests made, retries and repair included"),
+    Column("cache_hit", Boolean, comment="reused a stored answer for identical input"),
+    Column("repaired", Boolean, comment="valid only after one repair round"),
+    Column("fallback_reason", Text, comment="why local rules answered instead of Gemini"),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+# Answers keyed by everything that determines them, so re-materialising an unchanged
+# consultation costs no tokens.
+analysis_cache = Table(
+    "analysis_cache",
+    metadata,
+    Column("cache_key", String(64), primary_key=True),
+    Column("prompt_version", String(40), nullable=False),
+    Column("model", String(80), nullable=False),
+    Column("schema_version", String(16), nullable=False),
+    Column("analyzer", String(40), nullable=False),
+    Column("result_json", JSON, nullable=False),
+    Column("input_tokens", Integer),
+    Column("output_tokens", Integer),
+    Column("cached_tokens", Integer),
     Column("created_at", DateTime(timezone=True), nullable=False),
 )
 

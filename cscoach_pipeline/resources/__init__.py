@@ -50,5 +50,10 @@ def build_resources(settings: Settings) -> dict[str, Any]:
             gemini_model=settings.gemini_model,
             gemini_base_url=os.environ.get("GOOGLE_GEMINI_BASE_URL") or None,
             prompt_version=settings.prompt_version,
+            requests_per_minute=settings.gemini_rpm,
+            max_concurrent=settings.gemini_max_concurrency,
+            timeout_s=settings.gemini_timeout_s,
+            fallback=settings.gemini_fallback,
+            prices_file=settings.gemini_prices or None,
         ),
     }

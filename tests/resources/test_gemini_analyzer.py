@@ -7,9 +7,11 @@ really sends and how the analyzer treats what comes back:
   request carries the key in the ``x-goog-api-key`` header, the system instruction, JSON mode
   with the analysis JSON schema, and the transcript inside ``<transcript>`` delimiters;
 * 429 / 500 / 503 and client timeouts are retried, then end in a readable AnalysisError after
-  exactly ``max_retries + 1`` requests; 400, 404 (unknown model) and a bad key are not retried;
-* invalid JSON, JSON outside the schema, a blocked prompt, no candidates, an empty candidate
-  and truncated output all end in a readable AnalysisError, never a raw SDK exception;
+  exactly ``max_retries + 1`` requests; 400 and a bad key are not retried; an unknown model
+  is a ConfigurationError, also found up front by ``verify_model``;
+* invalid JSON, JSON outside the schema and truncated output get exactly one repair round
+  (the model sees its answer and what was wrong), then a readable AnalysisError that keeps
+  the raw answer; a blocked prompt, no candidates and an empty candidate are not repaired;
 * the API key never appears in an AnalysisError (str, repr or its chained cause).
 """
 
@@ -23,8 +25,9 @@ from typing import Any
 import pytest
 
 from cscoach_pipeline.lib.analysis_schema import RUBRIC_CRITERIA, ConsultationAnalysis
-from cscoach_pipeline.lib.analyzers import AnalysisError, GeminiAnalyzer
+from cscoach_pipeline.lib.analyzers import AnalysisError, ConfigurationError, GeminiAnalyzer
 from cscoach_pipeline.lib.prompts import PromptTemplate, load_prompt
+from cscoach_pipeline.lib.resilience import reset_shared
 from cscoach_pipeline.lib.transcript import Segment, Speaker, Transcript
 from tests.support.fake_gemini import (
     FAKE_SUMMARY,
@@ -47,6 +50,14 @@ QUOTA = error(429, "RESOURCE_EXHAUSTED", "Resource has been exhausted (e.g. chec
 INTERNAL = error(500, "INTERNAL", "An internal error has occurred.")
 UNAVAILABLE = error(503, "UNAVAILABLE", "The model is overloaded. Please try again later.")
 BAD_REQUEST = error(400, "INVALID_ARGUMENT", "Request contains an invalid argument.")
+
+
+@pytest.fixture(autouse=True)
+def _fresh_breaker_and_limiter() -> Iterator[None]:
+    # Breaker and limiter are shared per process by design; each test starts healthy.
+    reset_shared()
+    yield
+    reset_shared()
 
 
 @pytest.fixture
@@ -87,7 +98,8 @@ def gemini(
     fake: FakeGemini, *, api_key: str = API_KEY, model: str = MODEL, **options: Any
 ) -> GeminiAnalyzer:
     """The real analyzer pointed at the fake, with millisecond backoff."""
-    return GeminiAnalyzer(api_key, model, base_url=fake.url, **{"backoff_base_s": 0.01, **options})
+    settings = {"backoff_base_s": 0.01, "requests_per_minute": 6000, **options}
+    return GeminiAnalyzer(api_key, model, base_url=fake.url, **settings)
 
 
 def analysis_error(
@@ -179,10 +191,9 @@ def test_persistent_429_gives_up_after_max_retries(
     ("options", "reply", "expected"),
     [
         ({}, BAD_REQUEST, "HTTP 400 INVALID_ARGUMENT"),
-        ({"model": "gemini-9-ultra"}, None, "HTTP 404 NOT_FOUND: models/gemini-9-ultra"),
         ({"api_key": "wrong-key-0000"}, None, "API key not valid"),
     ],
-    ids=["400", "unknown-model", "bad-key"],
+    ids=["400", "bad-key"],
 )
 def test_client_errors_are_not_retried(
     fake: FakeGemini,
@@ -199,6 +210,18 @@ def test_client_errors_are_not_retried(
     assert expected in str(exc)
     assert "attempts" not in str(exc)
     assert len(fake.requests) == 1
+
+
+def test_unknown_model_is_a_configuration_error_not_retried(
+    fake: FakeGemini, transcript: Transcript, prompt: PromptTemplate
+) -> None:
+    analyzer = gemini(fake, model="gemini-9-ultra")
+    with pytest.raises(ConfigurationError, match="unknown Gemini model 'gemini-9-ultra'"):
+        analyzer.verify_model()
+    with pytest.raises(ConfigurationError, match="CSCOACH_GEMINI_MODEL"):
+        analyzer.analyze(transcript, prompt)
+    assert [r.method for r in fake.requests] == ["GET", "POST"]
+    gemini(fake).verify_model()  # a known model passes
 
 
 def test_timeout_is_retried(
@@ -236,7 +259,7 @@ def test_unreachable_server_ends_in_analysis_error(
 
 _bad_rubric = valid_analysis()["rubric"] | {"empathy": {"score": 9, "reason": "too generous"}}
 
-UNUSABLE = {
+REPAIRABLE = {
     "invalid-json": (ok("Sure! Here is the analysis: {summary: ..."), "returned invalid JSON"),
     "schema-mismatch": (
         ok(valid_analysis_json(rubric=_bad_rubric)),
@@ -246,32 +269,55 @@ UNUSABLE = {
         ok(valid_analysis_json(score_overall=99)),
         "does not match the analysis schema",
     ),
+    "truncated": (truncated(), "invalid JSON (finish reason"),
+}
+NOT_REPAIRABLE = {
     "blocked": (blocked("PROHIBITED_CONTENT"), "prompt blocked: "),
     "no-candidates": (no_candidates(), "Gemini returned no candidates"),
     "empty-candidate": (finished_without_text("RECITATION"), "empty answer"),
-    "truncated": (truncated(), "invalid JSON (finish reason"),
 }
 
 
-@pytest.mark.parametrize(("reply", "expected"), UNUSABLE.values(), ids=UNUSABLE.keys())
-def test_unusable_answers_are_readable_errors(
-    fake: FakeGemini,
-    transcript: Transcript,
-    prompt: PromptTemplate,
-    reply: Reply,
-    expected: str,
+@pytest.mark.parametrize(("reply", "expected"), REPAIRABLE.values(), ids=REPAIRABLE.keys())
+def test_unusable_json_is_repaired_once(
+    fake: FakeGemini, transcript: Transcript, prompt: PromptTemplate, reply: Reply, expected: str
+) -> None:
+    fake.script(reply, ok())  # the repair round gets a valid answer
+    outcome = gemini(fake).analyze(transcript, prompt)
+    assert outcome.repaired and outcome.requests == 2
+    assert outcome.analysis.summary == FAKE_SUMMARY
+    repair = fake.requests[1].body["contents"]
+    assert [c["role"] for c in repair] == ["user", "model", "user"]
+    assert expected.split(" (")[0] in repair[2]["parts"][0]["text"]
+
+
+@pytest.mark.parametrize(("reply", "expected"), REPAIRABLE.values(), ids=REPAIRABLE.keys())
+def test_unusable_json_twice_is_a_readable_error_keeping_the_answer(
+    fake: FakeGemini, transcript: Transcript, prompt: PromptTemplate, reply: Reply, expected: str
+) -> None:
+    fake.script(reply, reply)
+    exc = analysis_error(gemini(fake), transcript, prompt)
+    assert expected in str(exc) and "also after one repair attempt" in str(exc)
+    assert str(exc).startswith("Gemini ")
+    assert exc.raw_text  # kept for an artifact
+    assert len(fake.requests) == 2
+
+
+@pytest.mark.parametrize(("reply", "expected"), NOT_REPAIRABLE.values(), ids=NOT_REPAIRABLE.keys())
+def test_blocked_or_empty_answers_are_readable_errors(
+    fake: FakeGemini, transcript: Transcript, prompt: PromptTemplate, reply: Reply, expected: str
 ) -> None:
     fake.script(reply)
     exc = analysis_error(gemini(fake), transcript, prompt)
     assert expected in str(exc)
     assert str(exc).startswith("Gemini ")
-    assert len(fake.requests) == 1  # a bad answer is not retried
+    assert len(fake.requests) == 1  # nothing to repair, nothing retried
 
 
 def test_blocked_and_truncated_name_their_reason(
     fake: FakeGemini, transcript: Transcript, prompt: PromptTemplate
 ) -> None:
-    fake.script(blocked("PROHIBITED_CONTENT"), truncated())
+    fake.script(blocked("PROHIBITED_CONTENT"), truncated(), truncated())
     analyzer = gemini(fake)
     assert "PROHIBITED_CONTENT" in str(analysis_error(analyzer, transcript, prompt))
     assert "MAX_TOKENS" in str(analysis_error(analyzer, transcript, prompt))

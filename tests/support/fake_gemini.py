@@ -41,6 +41,7 @@ DEFAULT_KNOWN_MODELS = frozenset(
     {"gemini-2.5-flash", "gemini-2.5-pro", "gemini-2.5-flash-lite", "gemini-2.0-flash"}
 )
 _PATH = re.compile(r"^/(?P<version>v1|v1beta)/models/(?P<model>[^/:?]+):generateContent$")
+_MODEL_PATH = re.compile(r"^/(?P<version>v1|v1beta)/models/(?P<model>[^/:?]+)(?:\?.*)?$")
 
 
 def valid_analysis(**overrides: Any) -> dict[str, Any]:
@@ -318,6 +319,20 @@ class FakeGemini:
             pass  # the client gave up (timeout); nothing to answer
 
     def _reply_for(self, request: RecordedRequest) -> Reply:
+        model_get = _MODEL_PATH.match(request.path) if request.method == "GET" else None
+        if model_get is not None:  # models.get: how the client checks a model exists
+            if model_get["model"] not in self.known_models:
+                return error(404, "NOT_FOUND", f"models/{model_get['model']} is not found")
+            return Reply(
+                status=200,
+                body={
+                    "name": f"models/{model_get['model']}",
+                    "displayName": model_get["model"],
+                    "inputTokenLimit": 1048576,
+                    "outputTokenLimit": 65536,
+                    "supportedGenerationMethods": ["generateContent", "countTokens"],
+                },
+            )
         match = _PATH.match(request.path) if request.method == "POST" else None
         if match is None:
             return error(404, "NOT_FOUND", f"unknown endpoint {request.method} {request.path}")
