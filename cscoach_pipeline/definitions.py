@@ -6,7 +6,7 @@ import os
 from dagster import Definitions
 
 from .assets import consultation_assets
-from .jobs import process_consultation_job
+from .jobs import process_consultation_job, reanalyze_consultations_job
 from .lib.analyzers import ConfigurationError
 from .resources import build_resources
 from .sensors import consultation_bucket_sensor, record_failed_consultation_run
@@ -36,7 +36,7 @@ _check_gemini_at_startup()
 
 defs = Definitions(
     assets=consultation_assets,
-    jobs=[process_consultation_job],
+    jobs=[process_consultation_job, reanalyze_consultations_job],
     sensors=[consultation_bucket_sensor, record_failed_consultation_run],
     resources=resources,
 )

@@ -54,6 +54,10 @@ def test_pipeline_writes_bi_tables_to_postgres(pg_harness: PipelineHarness) -> N
     analyses = pg_harness.table("analyses")
     assert analyses.result_json.iloc[0]["rubric"]["empathy"]["score"] >= 3  # JSON round-trips
     assert pg_harness.table("quality_metrics").overall_score.iloc[0] > 50
+    # The BI views exist on PostgreSQL too.
+    assert len(pg_harness.table("latest_analyses")) == 1
+    assert len(pg_harness.table("rubric_scores_by_version")) == 8
+    assert pg_harness.table("rubric_shifts").empty  # one prompt version so far
 
 
 def test_rerun_replaces_rows_and_readers_never_see_half(pg_harness: PipelineHarness) -> None:

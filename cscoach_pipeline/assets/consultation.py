@@ -10,7 +10,7 @@ from typing import Any
 
 from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
 
-from ..jobs import CONSULTATION_GROUP
+from ..jobs import CONSULTATION_GROUP, PROMPT_VERSION_TAG
 from ..lib import tables
 from ..lib.analysis_cache import analysis_cache_key
 from ..lib.analysis_schema import (
@@ -32,6 +32,7 @@ from ..lib.errors import ConsultationInputError, UnsupportedFileType
 from ..lib.file_types import FileType, extension_of, guess_file_type, unsupported_reason
 from ..lib.media import MediaError, extract_audio, probe_media, read_wav
 from ..lib.pii import redact
+from ..lib.prompts import load_prompt
 from ..lib.speech import transcribe_recording
 from ..lib.text_import import parse_text_consultation
 from ..lib.transcript import Transcript
@@ -350,7 +351,7 @@ def consultation_analysis(
         if not clean.segments:
             context.log.info("no speech in this consultation: analysis skipped")
             return
-        prompt = analyzer.prompt()
+        prompt = load_prompt(_prompt_version(context, analyzer))
         cache_key = analysis_cache_key(clean, prompt, analyzer.model_name)
         outcome, cache_hit = _cached_outcome(warehouse, cache_key), True
         if outcome is None:
@@ -429,6 +430,17 @@ def consultation_analysis(
 RUN_COST_TAG = "cscoach/cost_usd"
 
 
+def _prompt_version(context: AssetExecutionContext, analyzer: AnalyzerResource) -> str:
+    """The run's `cscoach/prompt_version` tag (a reanalysis), else the configured version;
+    an unknown version fails with the list of available ones."""
+    version = context.run.tags.get(PROMPT_VERSION_TAG) or analyzer.prompt_version
+    try:
+        load_prompt(version)
+    except ValueError as exc:
+        raise ConsultationInputError(str(exc)) from None
+    return version
+
+
 def _add_to_run_cost(context: AssetExecutionContext, cost: float | None) -> float:
     """Keep the run's running LLM cost in a run tag, visible on the run page."""
     run = context.instance.get_run_by_id(context.run_id)
@@ -491,7 +503,7 @@ def quality_metrics(
     with consultation_step(context, warehouse, "quality_metrics") as source:
         artifacts = bucket.artifacts(source.consultation_id)
         clean = Transcript.model_validate(artifacts.read_json(TRANSCRIPT_ARTIFACT))
-        prompt_version = analyzer.prompt_version
+        prompt_version = _prompt_version(context, analyzer)
         analysis = ConsultationAnalysis.model_validate(
             artifacts.read_json(f"analysis.{prompt_version}.json")
         )

@@ -169,3 +169,42 @@ bucket_objects = Table(
     Column("first_seen_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
 )
+
+
+# Views for BI: history stays in the tables (one row per consultation and prompt version);
+# these give the latest answer per consultation and score shifts between prompt versions.
+_CRITERIA_UNION = "\nUNION ALL\n".join(
+    [
+        "SELECT consultation_id, prompt_version, 'overall' AS criterion, "
+        "CAST(overall_score AS FLOAT) AS score, created_at FROM quality_metrics"
+    ]
+    + [
+        f"SELECT consultation_id, prompt_version, '{name}' AS criterion, "
+        f"CAST({name}_score AS FLOAT) AS score, created_at FROM quality_metrics"
+        for name in RUBRIC_CRITERIA
+    ]
+)
+
+VIEWS: dict[str, str] = {
+    "latest_analyses": """
+        SELECT a.* FROM analyses a
+        WHERE a.created_at = (
+            SELECT MAX(b.created_at) FROM analyses b WHERE b.consultation_id = a.consultation_id
+        )""",
+    "latest_quality_metrics": """
+        SELECT q.* FROM quality_metrics q
+        WHERE q.created_at = (
+            SELECT MAX(r.created_at) FROM quality_metrics r
+            WHERE r.consultation_id = q.consultation_id
+        )""",
+    "rubric_scores_by_version": _CRITERIA_UNION,
+    "rubric_shifts": """
+        SELECT f.consultation_id, f.criterion,
+               f.prompt_version AS from_version, t.prompt_version AS to_version,
+               f.score AS from_score, t.score AS to_score, t.score - f.score AS shift
+        FROM rubric_scores_by_version f
+        JOIN rubric_scores_by_version t
+          ON f.consultation_id = t.consultation_id
+         AND f.criterion = t.criterion
+         AND f.created_at < t.created_at""",
+}

@@ -45,7 +45,19 @@ def warehouse_engine(url: str) -> Engine:
         engine = create_engine(url, pool_pre_ping=True)
     tables.metadata.create_all(engine)
     add_missing_columns(engine)
+    create_views(engine)
     return engine
+
+
+def create_views(engine: Engine) -> None:
+    """(Re)create the BI views; PostgreSQL fixes a view's columns at creation, so replace."""
+    with engine.begin() as conn:
+        for name, sql in tables.VIEWS.items():
+            if engine.dialect.name == "sqlite":
+                conn.execute(text(f"DROP VIEW IF EXISTS {name}"))
+                conn.execute(text(f"CREATE VIEW {name} AS {sql}"))
+            else:
+                conn.execute(text(f"CREATE OR REPLACE VIEW {name} AS {sql}"))
 
 
 def add_missing_columns(engine: Engine) -> None:
