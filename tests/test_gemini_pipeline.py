@@ -168,7 +168,7 @@ def test_persistent_gemini_error_fails_only_its_partition(batch: Batch) -> None:
     result = batch.result(ROUTER_KEY)
     assert not result.success
     failure = next(e for e in result.all_events if e.event_type == DagsterEventType.STEP_FAILURE)
-    assert failure.step_key == "consultation_analysis"
+    assert failure.step_key == "analyse_and_score"
     assert "Gemini request failed with HTTP 500" in failure.event_specific_data.error.message
 
     analyses = batch.harness.table("analyses")

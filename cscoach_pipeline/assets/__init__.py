@@ -1,8 +1,7 @@
 from .consultation import (
-    consultation_analysis,
+    analyse_and_score,
     consultation_audio,
     consultation_upload,
-    quality_metrics,
     raw_transcript,
     transcript,
 )
@@ -12,8 +11,7 @@ consultation_assets = [
     consultation_audio,
     raw_transcript,
     transcript,
-    consultation_analysis,
-    quality_metrics,
+    analyse_and_score,  # materializes consultation_analysis and quality_metrics
 ]
 
 __all__ = ["consultation_assets"]

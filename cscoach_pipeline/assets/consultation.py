@@ -3,12 +3,25 @@ metadata a supervisor reads in the Dagster UI. Artifacts live in the bucket unde
 `artifacts/<consultation_id>/`; the BI tables are written idempotently per partition."""
 
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
 
-from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
+from dagster import (
+    AssetExecutionContext,
+    AssetMaterialization,
+    AssetSpec,
+    BackfillPolicy,
+    Failure,
+    MaterializeResult,
+    MetadataValue,
+    RetryRequested,
+    asset,
+    multi_asset,
+)
 
 from ..jobs import CONSULTATION_GROUP, PROMPT_VERSION_TAG
 from ..lib import tables
@@ -326,31 +339,105 @@ def transcript(
     )
 
 
-@asset(
-    **_common,
-    deps=[transcript],
-    kinds={"gemini"},
-    code_version=f"prompt-{load_settings().prompt_version}",
-    description="Validated coaching analysis (Gemini, or offline local rules), per prompt version.",
-    # A consultation without speech has nothing to analyse: no materialization, and Dagster
-    # skips quality_metrics for it, so the UI never shows a score that does not exist.
-    output_required=False,
-    # Dagster concurrency pool: cap analyses across runs (`dagster instance concurrency set
-    # gemini N`), on top of the client-side rate limiter inside each process.
+BACKFILL_PARTITIONS_PER_RUN = 100
+
+
+@multi_asset(
+    name="analyse_and_score",
+    specs=[
+        AssetSpec(
+            "consultation_analysis",
+            deps=[transcript],
+            kinds={"gemini"},
+            group_name=CONSULTATION_GROUP,
+            code_version=f"prompt-{load_settings().prompt_version}",
+            description="Validated coaching analysis (Gemini, or offline local rules), one "
+            "row per prompt version.",
+            skippable=True,
+        ),
+        AssetSpec(
+            "quality_metrics",
+            deps=["consultation_analysis"],
+            kinds={"sql"},
+            group_name=CONSULTATION_GROUP,
+            code_version=f"prompt-{load_settings().prompt_version}",
+            description="Overall score from the rubric plus talk-time, pace, silence, "
+            "interruption and latency metrics from the timed transcript.",
+            skippable=True,
+        ),
+    ],
+    partitions_def=consultation_partitions,
+    # A backfill of thousands of consultations runs 100 per run (one process start-up per
+    # 100, not per consultation), analysed concurrently inside within the rate limit.
+    backfill_policy=BackfillPolicy.multi_run(max_partitions_per_run=BACKFILL_PARTITIONS_PER_RUN),
+    # Dagster concurrency pool: cap analysis steps across runs (`dagster instance concurrency
+    # set gemini N`), on top of the client-side rate limiter inside each process.
     pool="gemini",
 )
-def consultation_analysis(
+def analyse_and_score(
     context: AssetExecutionContext,
     bucket: BucketResource,
     warehouse: WarehouseResource,
     analyzer: AnalyzerResource,
-) -> Iterator[MaterializeResult]:
-    with consultation_step(context, warehouse, "consultation_analysis") as source:
+) -> Iterator[AssetMaterialization]:
+    """One step for analysis and scoring, so a multi-partition run can record each
+    consultation as it finishes; no speech means neither asset materializes for it."""
+
+    def one(key: str) -> tuple[dict[str, Any], dict[str, Any]] | None:
+        analysis = _analyse(context, key, bucket, warehouse, analyzer)
+        if analysis is None:
+            return None
+        return analysis, _score(context, key, bucket, warehouse, analyzer)
+
+    keys = context.partition_keys
+    if len(keys) == 1:  # the sensor's per-consultation runs: failures fail the run as is
+        yield from _materializations(keys[0], one(keys[0]))
+        return
+    failures: dict[str, str] = {}
+    with ThreadPoolExecutor(max_workers=max(1, analyzer.max_concurrent)) as workers:
+        futures = {workers.submit(one, key): key for key in keys}
+        for future in as_completed(futures):
+            key = futures[future]
+            try:
+                yield from _materializations(key, future.result())
+            except Failure as exc:
+                failures[key] = exc.description or "failed"
+            except RetryRequested:
+                failures[key] = "the bucket was unavailable"
+            except Exception as exc:
+                failures[key] = f"{type(exc).__name__}: {exc}"
+    if failures:
+        listed = "; ".join(f"{k}: {v}" for k, v in sorted(failures.items())[:10])
+        raise Failure(
+            description=f"{len(failures)} of {len(keys)} consultations failed ({listed})",
+            metadata={"failed": MetadataValue.json(failures)},
+        )
+
+
+def _materializations(
+    key: str, result: tuple[dict[str, Any], dict[str, Any]] | None
+) -> Iterator[AssetMaterialization]:
+    if result is None:
+        return
+    analysis, score = result
+    yield AssetMaterialization("consultation_analysis", partition=key, metadata=analysis)
+    yield AssetMaterialization("quality_metrics", partition=key, metadata=score)
+
+
+def _analyse(
+    context: AssetExecutionContext,
+    key: str,
+    bucket: BucketResource,
+    warehouse: WarehouseResource,
+    analyzer: AnalyzerResource,
+) -> dict[str, Any] | None:
+    """Analyse one consultation; the materialization metadata, or None when it has no speech."""
+    with consultation_step(context, warehouse, "consultation_analysis", key) as source:
         artifacts = bucket.artifacts(source.consultation_id)
         clean = Transcript.model_validate(artifacts.read_json(TRANSCRIPT_ARTIFACT))
         if not clean.segments:
-            context.log.info("no speech in this consultation: analysis skipped")
-            return
+            context.log.info(f"{key}: no speech, nothing to analyse or score")
+            return None
         prompt = load_prompt(_prompt_version(context, analyzer))
         cache_key = analysis_cache_key(clean, prompt, analyzer.model_name)
         outcome, cache_hit = _cached_outcome(warehouse, cache_key), True
@@ -402,29 +489,27 @@ def consultation_analysis(
             ],
         )
         run_total = _add_to_run_cost(context, cost)
-    yield MaterializeResult(
-        metadata={
-            "analyzer": outcome.analyzer,
-            "model": outcome.model,
-            "prompt_version": prompt.version,
-            "resolution_status": analysis.resolution_status.value,
-            "overall_score": overall_score(analysis.rubric),
-            "summary": MetadataValue.md(analysis.summary),
-            "rubric": MetadataValue.json(
-                {name: getattr(analysis.rubric, name).score for name in RUBRIC_CRITERIA}
-            ),
-            "input_tokens": 0 if cache_hit else (outcome.input_tokens or 0),
-            "output_tokens": 0 if cache_hit else (outcome.output_tokens or 0),
-            "cached_tokens": 0 if cache_hit else (outcome.cached_tokens or 0),
-            "requests": 0 if cache_hit else outcome.requests,
-            "cost_usd": cost if cost is not None else "unknown (no price for this model)",
-            "run_cost_usd": run_total,
-            "cache_hit": cache_hit,
-            "repaired": outcome.repaired,
-            "fallback": outcome.fallback_reason or "",
-            "elapsed_s": round(outcome.elapsed_s, 3),
-        }
-    )
+    return {
+        "analyzer": outcome.analyzer,
+        "model": outcome.model,
+        "prompt_version": prompt.version,
+        "resolution_status": analysis.resolution_status.value,
+        "overall_score": overall_score(analysis.rubric),
+        "summary": MetadataValue.md(analysis.summary),
+        "rubric": MetadataValue.json(
+            {name: getattr(analysis.rubric, name).score for name in RUBRIC_CRITERIA}
+        ),
+        "input_tokens": 0 if cache_hit else (outcome.input_tokens or 0),
+        "output_tokens": 0 if cache_hit else (outcome.output_tokens or 0),
+        "cached_tokens": 0 if cache_hit else (outcome.cached_tokens or 0),
+        "requests": 0 if cache_hit else outcome.requests,
+        "cost_usd": cost if cost is not None else "unknown (no price for this model)",
+        "run_cost_usd": run_total,
+        "cache_hit": cache_hit,
+        "repaired": outcome.repaired,
+        "fallback": outcome.fallback_reason or "",
+        "elapsed_s": round(outcome.elapsed_s, 3),
+    }
 
 
 RUN_COST_TAG = "cscoach/cost_usd"
@@ -441,11 +526,16 @@ def _prompt_version(context: AssetExecutionContext, analyzer: AnalyzerResource) 
     return version
 
 
+_run_cost_lock = threading.Lock()
+
+
 def _add_to_run_cost(context: AssetExecutionContext, cost: float | None) -> float:
-    """Keep the run's running LLM cost in a run tag, visible on the run page."""
-    run = context.instance.get_run_by_id(context.run_id)
-    total = float((run.tags if run else {}).get(RUN_COST_TAG, 0.0)) + (cost or 0.0)
-    context.instance.add_run_tags(context.run_id, {RUN_COST_TAG: f"{total:.6f}"})
+    """Keep the run's running LLM cost in a run tag, visible on the run page (a backfill
+    run adds up its consultations from several threads)."""
+    with _run_cost_lock:
+        run = context.instance.get_run_by_id(context.run_id)
+        total = float((run.tags if run else {}).get(RUN_COST_TAG, 0.0)) + (cost or 0.0)
+        context.instance.add_run_tags(context.run_id, {RUN_COST_TAG: f"{total:.6f}"})
     return round(total, 6)
 
 
@@ -485,22 +575,16 @@ def _store_in_cache(
     )
 
 
-@asset(
-    **_common,
-    deps=[consultation_analysis],
-    kinds={"sql"},
-    code_version=f"prompt-{load_settings().prompt_version}",
-    description="Overall score from the rubric plus talk-time, pace, silence, interruption and "
-    "latency metrics from the timed transcript.",
-)
-def quality_metrics(
+def _score(
     context: AssetExecutionContext,
+    key: str,
     bucket: BucketResource,
     warehouse: WarehouseResource,
     analyzer: AnalyzerResource,
-) -> MaterializeResult:
+) -> dict[str, Any]:
+    """Score one analysed consultation and write its coaching report."""
     started = time.perf_counter()
-    with consultation_step(context, warehouse, "quality_metrics") as source:
+    with consultation_step(context, warehouse, "quality_metrics", key) as source:
         artifacts = bucket.artifacts(source.consultation_id)
         clean = Transcript.model_validate(artifacts.read_json(TRANSCRIPT_ARTIFACT))
         prompt_version = _prompt_version(context, analyzer)
@@ -543,16 +627,14 @@ def quality_metrics(
             run_id=context.run_id,
         )
     shown = {k: v for k, v in metrics.model_dump().items() if v is not None}
-    return MaterializeResult(
-        metadata={
-            "overall_score": score,
-            "prompt_version": prompt_version,
-            "summary": MetadataValue.md(analysis.summary),
-            "report": MetadataValue.path(report_location),
-            "elapsed_s": round(time.perf_counter() - started, 3),
-            **{k: round(v, 3) if isinstance(v, float) else v for k, v in shown.items()},
-        }
-    )
+    return {
+        "overall_score": score,
+        "prompt_version": prompt_version,
+        "summary": MetadataValue.md(analysis.summary),
+        "report": MetadataValue.path(report_location),
+        "elapsed_s": round(time.perf_counter() - started, 3),
+        **{k: round(v, 3) if isinstance(v, float) else v for k, v in shown.items()},
+    }
 
 
 def gather_context(

@@ -60,12 +60,16 @@ def _fail(
 
 @contextmanager
 def consultation_step(
-    context: AssetExecutionContext, warehouse: WarehouseResource, stage: str
+    context: AssetExecutionContext,
+    warehouse: WarehouseResource,
+    stage: str,
+    partition_key: str | None = None,
 ) -> Iterator[ConsultationSource]:
     """Runs one step; a bad-input or analysis error fails this partition with its reason in
     `consultation_status` and the UI, and never retries (the file will not get better); a
     bucket outage retries the step with backoff before failing."""
-    source = source_of(warehouse, context.partition_key)
+    # A multi-partition run (backfill) names the consultation; a single one has it in context.
+    source = source_of(warehouse, partition_key or context.partition_key)
     try:
         yield source
     except ObjectNotFound as exc:

@@ -22,7 +22,7 @@ from dagster import (
 )
 
 from cscoach_pipeline.assets import consultation_assets
-from cscoach_pipeline.jobs import process_consultation_job
+from cscoach_pipeline.jobs import process_consultation_job, reanalyze_consultations_job
 from cscoach_pipeline.lib import tables
 from cscoach_pipeline.partitions import consultation_partitions
 from cscoach_pipeline.resources import (
@@ -79,7 +79,7 @@ class PipelineHarness:
         """(Re)build the Definitions after swapping a resource."""
         self.defs = Definitions(
             assets=consultation_assets,
-            jobs=[process_consultation_job],
+            jobs=[process_consultation_job, reanalyze_consultations_job],
             sensors=[consultation_bucket_sensor],
             resources=self.resources,
         )
