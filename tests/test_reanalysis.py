@@ -49,6 +49,11 @@ def test_reanalysis_keeps_history_and_skips_speech_to_text(harness: PipelineHarn
 
     analyses = harness.table("analyses")
     assert sorted(analyses.prompt_version) == ["v1", "v1", "v2", "v2"]
+    # v2 is an A/B test: every v2 row names its arm; v1 has none.
+    variants = dict(zip(analyses.prompt_version + "/" + analyses.consultation_id,
+                        analyses.prompt_variant, strict=True))  # fmt: skip
+    assert {v for k, v in variants.items() if k.startswith("v2/")} <= {"a", "b"}
+    assert all(v is None for k, v in variants.items() if k.startswith("v1/"))
     assert len(harness.table("quality_metrics")) == 4
     latest = harness.table("latest_analyses")
     assert len(latest) == 2 and set(latest.prompt_version) == {"v2"}

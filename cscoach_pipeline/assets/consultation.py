@@ -438,7 +438,7 @@ def _analyse(
         if not clean.segments:
             context.log.info(f"{key}: no speech, nothing to analyse or score")
             return None
-        prompt = load_prompt(_prompt_version(context, analyzer))
+        prompt = load_prompt(_prompt_version(context, analyzer)).for_consultation(key)
         cache_key = analysis_cache_key(clean, prompt, analyzer.model_name)
         outcome, cache_hit = _cached_outcome(warehouse, cache_key), True
         if outcome is None:
@@ -466,6 +466,7 @@ def _analyse(
                 {
                     "consultation_id": source.consultation_id,
                     "prompt_version": prompt.version,
+                    "prompt_variant": prompt.variant,
                     "analyzer": outcome.analyzer,
                     "model": outcome.model,
                     "summary": analysis.summary,
@@ -493,6 +494,7 @@ def _analyse(
         "analyzer": outcome.analyzer,
         "model": outcome.model,
         "prompt_version": prompt.version,
+        "prompt_variant": prompt.variant or "",
         "resolution_status": analysis.resolution_status.value,
         "overall_score": overall_score(analysis.rubric),
         "summary": MetadataValue.md(analysis.summary),
@@ -600,6 +602,7 @@ def _score(
                 {
                     "consultation_id": source.consultation_id,
                     "prompt_version": prompt_version,
+                    "prompt_variant": load_prompt(prompt_version).for_consultation(key).variant,
                     "overall_score": score,
                     **{
                         f"{name}_score": getattr(analysis.rubric, name).score

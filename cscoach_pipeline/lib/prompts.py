@@ -2,15 +2,25 @@
 
 from __future__ import annotations
 
+import hashlib
 from functools import lru_cache
 from pathlib import Path
 
 import yaml
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from .transcript import Transcript
 
 PROMPTS_DIR = Path(__file__).resolve().parents[1] / "prompts" / "analysis"
+
+
+class PromptVariant(BaseModel):
+    """An A/B variant: overrides some of the version's texts for a share of consultations."""
+
+    weight: float = Field(default=1.0, gt=0)
+    description: str = ""
+    system_instruction: str | None = None
+    user_template: str | None = None
 
 
 class PromptTemplate(BaseModel):
@@ -18,6 +28,31 @@ class PromptTemplate(BaseModel):
     description: str = ""
     system_instruction: str
     user_template: str
+    variants: dict[str, PromptVariant] = Field(default_factory=dict)
+    variant: str | None = Field(default=None, description="set once a variant is chosen")
+
+    def for_consultation(self, consultation_id: str) -> PromptTemplate:
+        """The variant this consultation gets: stable (a hash of the id and the version, so a
+        re-run keeps its arm) and split by the variants' weights."""
+        if not self.variants:
+            return self
+        digest = hashlib.sha256(f"{self.version}:{consultation_id}".encode()).digest()
+        arms = sorted(self.variants.items())
+        point = int.from_bytes(digest[:8], "big") / 2**64 * sum(v.weight for _, v in arms)
+        name, variant = arms[-1]
+        for arm_name, arm in arms:
+            if point < arm.weight:
+                name, variant = arm_name, arm
+                break
+            point -= arm.weight
+        return self.model_copy(
+            update={
+                "system_instruction": variant.system_instruction or self.system_instruction,
+                "user_template": variant.user_template or self.user_template,
+                "variants": {},
+                "variant": name,
+            }
+        )
 
     def render(self, transcript: Transcript) -> str:
         return self.user_template.format(

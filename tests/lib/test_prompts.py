@@ -99,3 +99,21 @@ def test_untimed_segments_and_unknown_language() -> None:
     # No timestamp for untimed text; braces in speech are data, not format fields.
     assert _between_tags(rendered) == "customer: My parcel {id} is late."
     assert format_transcript(transcript) == "customer: My parcel {id} is late."
+
+
+def test_ab_variants_split_by_weight_and_stay_stable() -> None:
+    """v2 ships variants a and b at equal weights: each consultation always gets the same arm,
+    the split is close to the weights, and arm b really has its own instruction."""
+    from collections import Counter
+
+    prompt = load_prompt("v2")
+    arms = [prompt.for_consultation(f"call-{i}") for i in range(2000)]
+    counts = Counter(arm.variant for arm in arms)
+    assert set(counts) == {"a", "b"} and abs(counts["a"] - 1000) < 100
+    again = prompt.for_consultation("call-7")
+    assert (
+        again.variant == arms[7].variant and again.system_instruction == arms[7].system_instruction
+    )
+    by_arm = {arm.variant: arm.system_instruction for arm in arms}
+    assert "Calibration:" in by_arm["b"] and "Calibration:" not in by_arm["a"]
+    assert load_prompt("v1").for_consultation("call-7").variant is None  # no variants in v1
