@@ -6,6 +6,7 @@ version fails with the list of available ones."""
 
 from __future__ import annotations
 
+import pandas as pd
 import pytest
 from dagster import AssetKey
 
@@ -53,7 +54,7 @@ def test_reanalysis_keeps_history_and_skips_speech_to_text(harness: PipelineHarn
     variants = dict(zip(analyses.prompt_version + "/" + analyses.consultation_id,
                         analyses.prompt_variant, strict=True))  # fmt: skip
     assert {v for k, v in variants.items() if k.startswith("v2/")} <= {"a", "b"}
-    assert all(v is None for k, v in variants.items() if k.startswith("v1/"))
+    assert all(pd.isna(v) for k, v in variants.items() if k.startswith("v1/"))
     assert len(harness.table("quality_metrics")) == 4
     latest = harness.table("latest_analyses")
     assert len(latest) == 2 and set(latest.prompt_version) == {"v2"}
