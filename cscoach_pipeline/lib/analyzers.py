@@ -110,6 +110,7 @@ class GeminiAnalyzer(Analyzer):
         model: str,
         *,
         base_url: str | None = None,
+        api_version: str | None = None,
         timeout_s: float = 120.0,
         max_retries: int = 3,
         backoff_base_s: float = 2.0,
@@ -131,6 +132,8 @@ class GeminiAnalyzer(Analyzer):
         http_options = types.HttpOptions(timeout=int(timeout_s * 1000))
         if base_url:
             http_options.base_url = base_url
+        if api_version:  # "v1" (the client's default) or "v1beta" for preview features
+            http_options.api_version = api_version
         self._client = genai.Client(api_key=api_key, http_options=http_options)
         # Shared per process and model: every concurrent analysis sees the same health and
         # spends from the same quota.

@@ -348,3 +348,13 @@ def test_wrong_api_key_not_echoed(
     assert fake.requests[0].headers["x-goog-api-key"] == wrong
     for text in (str(exc), repr(exc), str(exc.__cause__), repr(exc.__cause__)):
         assert wrong not in text and API_KEY not in text
+
+
+@pytest.mark.parametrize("api_version", ["v1", "v1beta"])
+def test_both_rest_api_versions(
+    fake: FakeGemini, transcript: Transcript, prompt: PromptTemplate, api_version: str
+) -> None:
+    outcome = gemini(fake, api_version=api_version).analyze(transcript, prompt)
+    assert outcome.analysis.summary == FAKE_SUMMARY
+    (request,) = fake.requests
+    assert request.path == f"/{api_version}/models/{MODEL}:generateContent"
