@@ -12,8 +12,18 @@ from tests.support.pipeline import PipelineHarness
 
 
 @pytest.fixture(autouse=True)
-def _offline(monkeypatch: pytest.MonkeyPatch) -> None:
+def _offline(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    from cscoach_pipeline.lib.resilience import reset_shared
+    from cscoach_pipeline.resources.analyzer import _gemini
+
     monkeypatch.delenv("GEMINI_API_KEY", raising=False)
+    # The circuit breaker, rate limiter and Gemini clients are process-wide by design;
+    # every test starts with healthy, empty ones.
+    reset_shared()
+    _gemini.cache_clear()
+    yield
+    reset_shared()
+    _gemini.cache_clear()
 
 
 @pytest.fixture

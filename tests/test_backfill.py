@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,24 +15,13 @@ from dagster import AssetKey
 from cscoach_pipeline.assets import consultation_assets
 from cscoach_pipeline.assets.consultation import BACKFILL_PARTITIONS_PER_RUN
 from cscoach_pipeline.jobs import PROMPT_VERSION_TAG, reanalyze_consultations_job
-from cscoach_pipeline.lib.resilience import reset_shared
 from cscoach_pipeline.resources import AnalyzerResource
-from cscoach_pipeline.resources.analyzer import _gemini
 from tests.support.fake_gemini import FakeGemini, RecordedRequest, Reply, default_responder, ok
 from tests.support.pipeline import PipelineHarness
 
 pytestmark = pytest.mark.integration
 
 API_KEY = "test-key-backfill"
-
-
-@pytest.fixture(autouse=True)
-def _fresh_process_state() -> Iterator[None]:
-    reset_shared()
-    _gemini.cache_clear()
-    yield
-    reset_shared()
-    _gemini.cache_clear()
 
 
 def test_analysis_assets_backfill_many_partitions_per_run() -> None:
