@@ -14,7 +14,6 @@ Usage: `python -m benchmarks.backfill_benchmark [--consultations 2000] [--latenc
 from __future__ import annotations
 
 import argparse
-import json
 import tempfile
 import time
 from datetime import UTC, datetime
@@ -23,6 +22,7 @@ from typing import Any
 
 from dagster import DagsterInstance, Definitions
 
+from benchmarks.results import save_results
 from cscoach_pipeline.assets import consultation_assets
 from cscoach_pipeline.assets.consultation import BACKFILL_PARTITIONS_PER_RUN, TRANSCRIPT_ARTIFACT
 from cscoach_pipeline.jobs import PROMPT_VERSION_TAG, reanalyze_consultations_job
@@ -36,8 +36,6 @@ from cscoach_pipeline.resources import (
     WarehouseResource,
 )
 from tests.support.fake_gemini import FakeGemini, RecordedRequest, Reply, default_responder
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def seed(
@@ -157,10 +155,7 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=8)
     args = parser.parse_args()
     result = run(args.consultations, args.latency, args.rpm, args.concurrency)
-    out = ROOT / "bench-results" / "backfill.json"
-    out.parent.mkdir(exist_ok=True)
-    out.write_text(json.dumps(result, indent=2))
-    print(json.dumps(result, indent=2))
+    save_results("backfill", result)
 
 
 if __name__ == "__main__":

@@ -16,7 +16,6 @@ Results print as a table and are saved to bench-results/pipeline.json.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import signal
@@ -30,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from benchmarks.results import save_results
 from cscoach_pipeline.lib.media import read_wav
 from cscoach_pipeline.lib.speech import (
     FasterWhisperEngine,
@@ -305,10 +305,7 @@ def main() -> None:
     }
     if not args.skip_dagster:
         results["pipeline"] = drop_to_rows(recordings, args.files, args.port)
-    out = ROOT / "bench-results" / "pipeline.json"
-    out.parent.mkdir(exist_ok=True)
-    out.write_text(json.dumps(results, indent=2))
-    print(json.dumps(results, indent=2))
+    save_results("pipeline", results)
 
 
 if __name__ == "__main__":

@@ -28,14 +28,13 @@ from typing import Any
 
 from dagster import DagsterInstance, Definitions, SensorResult, build_sensor_context
 
+from benchmarks.results import save_results
 from cscoach_pipeline.jobs import process_consultation_job
 from cscoach_pipeline.lib import tables
 from cscoach_pipeline.lib.partition_keys import consultation_id_for
 from cscoach_pipeline.resources import BucketResource, WarehouseResource
 from cscoach_pipeline.resources.storage import _open_cached
 from cscoach_pipeline.sensors import consultation_bucket_sensor
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def _body(index: int) -> bytes:
@@ -226,9 +225,7 @@ def main() -> None:
             row = measure(backend, size)
             rows.append(row)
             print(json.dumps(row), flush=True)
-    out = ROOT / "bench-results" / "sensor.json"
-    out.parent.mkdir(exist_ok=True)
-    out.write_text(json.dumps(rows, indent=2))
+    save_results("sensor", rows, echo=False)  # each row was printed as it came
 
 
 if __name__ == "__main__":

@@ -164,22 +164,20 @@ def test_unknown_model_stops_the_code_location_at_start_up(fake: FakeGemini) -> 
         "GOOGLE_GEMINI_BASE_URL": fake.url,
         "CSCOACH_GEMINI_MODEL": "gemini-9-ultra",
     }
-    proc = subprocess.run(
+    proc = _load_definitions(env)
+    assert proc.returncode != 0
+    assert "ConfigurationError: unknown Gemini model 'gemini-9-ultra'" in proc.stderr
+    assert API_KEY not in proc.stderr
+    proc = _load_definitions(env | {"CSCOACH_GEMINI_MODEL": MODEL})
+    assert proc.returncode == 0, proc.stderr
+
+
+def _load_definitions(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """Load the code location in a fresh process, as `dagster dev` does."""
+    return subprocess.run(
         [sys.executable, "-c", "import cscoach_pipeline.definitions"],
         env=env,
         capture_output=True,
         text=True,
         timeout=120,
     )
-    assert proc.returncode != 0
-    assert "ConfigurationError: unknown Gemini model 'gemini-9-ultra'" in proc.stderr
-    assert API_KEY not in proc.stderr
-    ok_env = env | {"CSCOACH_GEMINI_MODEL": MODEL}
-    proc = subprocess.run(
-        [sys.executable, "-c", "import cscoach_pipeline.definitions"],
-        env=ok_env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert proc.returncode == 0, proc.stderr

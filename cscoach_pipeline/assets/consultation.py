@@ -342,6 +342,15 @@ def transcript(
 BACKFILL_PARTITIONS_PER_RUN = 100
 
 
+# Both follow the active prompt version, so switching it marks every partition out of date;
+# both are skippable: a consultation without speech materializes neither.
+_scored_spec = {
+    "group_name": CONSULTATION_GROUP,
+    "code_version": f"prompt-{load_settings().prompt_version}",
+    "skippable": True,
+}
+
+
 @multi_asset(
     name="analyse_and_score",
     specs=[
@@ -349,21 +358,17 @@ BACKFILL_PARTITIONS_PER_RUN = 100
             "consultation_analysis",
             deps=[transcript],
             kinds={"gemini"},
-            group_name=CONSULTATION_GROUP,
-            code_version=f"prompt-{load_settings().prompt_version}",
             description="Validated coaching analysis (Gemini, or offline local rules), one "
             "row per prompt version.",
-            skippable=True,
+            **_scored_spec,
         ),
         AssetSpec(
             "quality_metrics",
             deps=["consultation_analysis"],
             kinds={"sql"},
-            group_name=CONSULTATION_GROUP,
-            code_version=f"prompt-{load_settings().prompt_version}",
             description="Overall score from the rubric plus talk-time, pace, silence, "
             "interruption and latency metrics from the timed transcript.",
-            skippable=True,
+            **_scored_spec,
         ),
     ],
     partitions_def=consultation_partitions,
@@ -387,7 +392,8 @@ def analyse_and_score(
         analysis = _analyse(context, key, bucket, warehouse, analyzer)
         if analysis is None:
             return None
-        return analysis, _score(context, key, bucket, warehouse, analyzer)
+        variant = analysis["prompt_variant"] or None  # the arm _analyse used
+        return analysis, _score(context, key, bucket, warehouse, analyzer, variant)
 
     keys = context.partition_keys
     if len(keys) == 1:  # the sensor's per-consultation runs: failures fail the run as is
@@ -583,6 +589,7 @@ def _score(
     bucket: BucketResource,
     warehouse: WarehouseResource,
     analyzer: AnalyzerResource,
+    prompt_variant: str | None,
 ) -> dict[str, Any]:
     """Score one analysed consultation and write its coaching report."""
     started = time.perf_counter()
@@ -602,7 +609,7 @@ def _score(
                 {
                     "consultation_id": source.consultation_id,
                     "prompt_version": prompt_version,
-                    "prompt_variant": load_prompt(prompt_version).for_consultation(key).variant,
+                    "prompt_variant": prompt_variant,
                     "overall_score": score,
                     **{
                         f"{name}_score": getattr(analysis.rubric, name).score
@@ -614,7 +621,7 @@ def _score(
             ],
         )
         report_key = artifacts.write_text(
-            REPORT_ARTIFACT, _coaching_report(source.source_key, score, analysis, metrics)
+            REPORT_ARTIFACT, _coaching_report(source.source_key, score, analysis)
         )
         report_location = bucket.store().locate(report_key)
         warehouse.upsert(
@@ -663,9 +670,7 @@ def gather_context(
     return context_info, sources, warnings + merge_warnings
 
 
-def _coaching_report(
-    source_key: str, score: float, analysis: ConsultationAnalysis, metrics: object
-) -> str:
+def _coaching_report(source_key: str, score: float, analysis: ConsultationAnalysis) -> str:
     lines = [
         f"# Coaching report: {source_key}",
         "",

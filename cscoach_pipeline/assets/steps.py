@@ -40,13 +40,13 @@ STORAGE_RETRIES = 3
 STORAGE_RETRY_BASE_S = 10.0
 
 
-def _fail(
+def _record_failure(
     context: AssetExecutionContext,
     warehouse: WarehouseResource,
     source: ConsultationSource,
     stage: str,
     reason: str,
-) -> NoReturn:
+) -> None:
     warehouse.set_status(
         source.consultation_id,
         source.source_key,
@@ -55,6 +55,16 @@ def _fail(
         error=reason,
         run_id=context.run_id,
     )
+
+
+def _fail(
+    context: AssetExecutionContext,
+    warehouse: WarehouseResource,
+    source: ConsultationSource,
+    stage: str,
+    reason: str,
+) -> NoReturn:
+    _record_failure(context, warehouse, source, stage, reason)
     raise Failure(description=reason, metadata={"reason": reason, "stage": stage}) from None
 
 
@@ -90,12 +100,6 @@ def consultation_step(
     except (ConsultationInputError, AnalysisError) as exc:
         _fail(context, warehouse, source, stage, str(exc))
     except Exception as exc:
-        warehouse.set_status(
-            source.consultation_id,
-            source.source_key,
-            "failed",
-            stage=stage,
-            error=f"{stage} failed unexpectedly: {type(exc).__name__}: {exc}",
-            run_id=context.run_id,
-        )
+        reason = f"{stage} failed unexpectedly: {type(exc).__name__}: {exc}"
+        _record_failure(context, warehouse, source, stage, reason)
         raise

@@ -7,6 +7,7 @@ import json
 import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, ClassVar
 
 from pydantic import ValidationError
@@ -75,6 +76,7 @@ class LocalRulesAnalyzer(Analyzer):
 RETRYABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 
 
+@lru_cache(maxsize=1)
 def _transport_errors() -> tuple[tuple[type[Exception], ...], tuple[type[Exception], ...]]:
     """(timeouts, connection failures) of the HTTP library google-genai uses (httpx, or its
     fork httpx2 in newer releases); both are transient and retried like 5xx answers."""

@@ -3,6 +3,7 @@ circuit-breaker fallback, cost per call and the configuration checked at start-u
 
 from __future__ import annotations
 
+from dataclasses import replace
 from functools import lru_cache
 
 from dagster import ConfigurableResource
@@ -79,9 +80,7 @@ class AnalyzerResource(ConfigurableResource):
             if self.fallback != "local-rules":
                 raise AnalysisError(str(exc)) from None
             outcome = LocalRulesAnalyzer().analyze(transcript, prompt)
-            return AnalysisOutcome(
-                **{**outcome.__dict__, "fallback_reason": f"local-rules used: {exc}"}
-            )
+            return replace(outcome, fallback_reason=f"local-rules used: {exc}")
         except ConfigurationError as exc:
             raise AnalysisError(f"configuration error: {exc}") from None
 

@@ -3,7 +3,6 @@ its dynamic-partition requests to the instance, execute the requested partition 
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -164,12 +163,3 @@ def _environ(**values: str) -> Iterator[None]:
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = old
-
-
-def tree_digest(root: Path) -> dict[str, str]:
-    """sha256 of every file under root: proves originals were not modified or deleted."""
-    return {
-        p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in sorted(root.rglob("*"))
-        if p.is_file()
-    }

@@ -37,6 +37,12 @@ class StoredObject:
     etag: str | None = None
 
 
+def change_token(size: int, etag: str | None, fallback: str) -> str:
+    """The listing token the sensor compares: size plus the store's ETag, or plus a
+    modification marker (mtime) where the store has no ETag."""
+    return f"{size}:{etag or fallback}"
+
+
 class ObjectStore(ABC):
     """Keys are '/'-separated paths relative to the bucket root, e.g. 'incoming/a/b.wav'."""
 

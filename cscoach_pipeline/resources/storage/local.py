@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
-from .base import ObjectNotFound, ObjectStore, StorageError, StoredObject
+from .base import ObjectNotFound, ObjectStore, StorageError, StoredObject, change_token
 
 _CHUNK = 1024 * 1024
 
@@ -27,12 +27,13 @@ class LocalFolderStore(ObjectStore):
             raise StorageError(f"key {key!r} points outside the bucket")
         return path
 
-    def _stored(self, path: Path, stat: os.stat_result) -> StoredObject:
+    @staticmethod
+    def _stored(key: str, stat: os.stat_result) -> StoredObject:
         return StoredObject(
-            key=path.relative_to(self.root).as_posix(),
+            key=key,
             size=stat.st_size,
             modified=datetime.fromtimestamp(stat.st_mtime, tz=UTC),
-            version_token=f"{stat.st_size}:{stat.st_mtime_ns}",
+            version_token=change_token(stat.st_size, None, str(stat.st_mtime_ns)),
         )
 
     def list_objects(self, prefix: str, start_after: str | None = None) -> Iterator[StoredObject]:
@@ -56,17 +57,12 @@ class LocalFolderStore(ObjectStore):
                 stat = path.stat()
             except FileNotFoundError:  # removed between listing and stat
                 continue
-            yield StoredObject(
-                key=key,
-                size=stat.st_size,
-                modified=datetime.fromtimestamp(stat.st_mtime, tz=UTC),
-                version_token=f"{stat.st_size}:{stat.st_mtime_ns}",
-            )
+            yield self._stored(key, stat)
 
     def stat(self, key: str) -> StoredObject:
         path = self._path(key)
         try:
-            return self._stored(path, path.stat())
+            return self._stored(path.relative_to(self.root).as_posix(), path.stat())
         except FileNotFoundError as exc:
             raise ObjectNotFound(f"object {key!r} no longer exists in the bucket") from exc
 

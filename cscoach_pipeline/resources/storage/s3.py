@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from .base import ObjectNotFound, ObjectStore, StorageError, StoredObject
+from .base import ObjectNotFound, ObjectStore, StorageError, StoredObject, change_token
 
 _CHUNK = 1024 * 1024
 _NOT_FOUND = {"404", "NoSuchKey", "NotFound"}
@@ -144,7 +144,9 @@ class S3ObjectStore(ObjectStore):
                     key=self._relative(item["Key"]),
                     size=int(item["Size"]),
                     modified=item["LastModified"],
-                    version_token=f"{item['Size']}:{etag}",
+                    version_token=change_token(
+                        int(item["Size"]), etag, item["LastModified"].isoformat()
+                    ),
                     etag=etag or None,
                 )
 
@@ -157,7 +159,9 @@ class S3ObjectStore(ObjectStore):
             key=key,
             size=int(head["ContentLength"]),
             modified=head["LastModified"],
-            version_token=f"{head['ContentLength']}:{etag}",
+            version_token=change_token(
+                int(head["ContentLength"]), etag, head["LastModified"].isoformat()
+            ),
             metadata={k.lower(): v for k, v in head.get("Metadata", {}).items()},
             etag=etag or None,
         )

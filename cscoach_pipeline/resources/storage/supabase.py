@@ -26,7 +26,7 @@ import httpx
 from pydantic import ValidationError
 from storage3.exceptions import StorageApiError
 
-from .base import ObjectNotFound, ObjectStore, StorageError, StoredObject
+from .base import ObjectNotFound, ObjectStore, StorageError, StoredObject, change_token
 
 _log = logging.getLogger(__name__)
 _T = TypeVar("_T")
@@ -317,7 +317,7 @@ class SupabaseObjectStore(ObjectStore):
             key=self._relative(full_key),
             size=size,
             modified=modified,
-            version_token=f"{size}:{etag}" if etag else f"{size}:{modified.isoformat()}",
+            version_token=change_token(size, etag, modified.isoformat()),
             etag=etag,
         )
 
@@ -343,7 +343,7 @@ class SupabaseObjectStore(ObjectStore):
             key=key,
             size=size,
             modified=modified,
-            version_token=f"{size}:{etag}" if etag else f"{size}:{modified.isoformat()}",
+            version_token=change_token(size, etag, modified.isoformat()),
             metadata={
                 str(k).lower(): v if isinstance(v, str) else _json(v) for k, v in user.items()
             },

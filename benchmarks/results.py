@@ -1,0 +1,18 @@
+"""Where benchmarks leave their figures: bench-results/<name>.json, also printed."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+RESULTS_DIR = Path(__file__).resolve().parents[1] / "bench-results"
+
+
+def save_results(name: str, results: Any, *, echo: bool = True) -> Path:
+    RESULTS_DIR.mkdir(exist_ok=True)
+    path = RESULTS_DIR / f"{name}.json"
+    path.write_text(json.dumps(results, indent=2))
+    if echo:
+        print(json.dumps(results, indent=2))
+    return path
