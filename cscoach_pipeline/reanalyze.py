@@ -45,9 +45,14 @@ def select_consultations(
     uploaded_to: date | None = None,
     ids: list[str] | None = None,
 ) -> list[str]:
-    """Consultations that were analysed before (they have a transcript), filtered."""
-    c = tables.consultations
-    query = select(c.c.consultation_id).order_by(c.c.consultation_id)
+    """Consultations that were analysed before (so they have a transcript), filtered."""
+    c, a = tables.consultations, tables.analyses
+    analysed = select(a.c.consultation_id)
+    query = (
+        select(c.c.consultation_id)
+        .where(c.c.consultation_id.in_(analysed))
+        .order_by(c.c.consultation_id)
+    )
     if ids:
         query = query.where(c.c.consultation_id.in_(ids))
     if uploaded_from:

@@ -77,3 +77,25 @@ def test_unknown_prompt_version_fails_readably(harness: PipelineHarness) -> None
     assert not result.success
     error = harness.status_by_key()["incoming/good.txt"]["error"]
     assert "unknown prompt version 'v99'" in error and "v1, v2" in error
+
+
+def test_reanalysing_all_skips_consultations_never_transcribed(harness: PipelineHarness) -> None:
+    results = harness.process_batch(
+        {"good.txt": CHATS["good.txt"], "broken.mp3": b"ID3" + bytes(range(256)) * 8}
+    ).results
+    broken = harness.status_by_key()["incoming/broken.mp3"]
+    assert broken["status"] == "failed" and "corrupt or unreadable media" in broken["error"]
+    keys = harness.instance.get_dynamic_partitions("consultations")
+    job = harness.defs.resolve_job_def(reanalyze_consultations_job.name)
+    result = job.execute_in_process(
+        instance=harness.instance,
+        tags={
+            PROMPT_VERSION_TAG: "v2",
+            "dagster/asset_partition_range_start": keys[0],
+            "dagster/asset_partition_range_end": keys[-1],
+        },
+        raise_on_error=False,
+    )
+    assert len(results) == 2 and result.success
+    assert harness.status_by_key()["incoming/broken.mp3"] == broken  # reason kept
+    assert sorted(harness.table("analyses").prompt_version) == ["v1", "v2"]

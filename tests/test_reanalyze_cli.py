@@ -34,6 +34,7 @@ def warehouse(tmp_path: Path) -> WarehouseResource:
         ("c-nov-1", datetime(2026, 11, 1, 0, 0, tzinfo=UTC)),
         ("c-nov-30", datetime(2026, 11, 30, 23, 59, tzinfo=UTC)),
         ("c-dec", datetime(2026, 12, 1, 0, 0, tzinfo=UTC)),
+        ("c-nov-broken", datetime(2026, 11, 15, 0, 0, tzinfo=UTC)),  # failed, never analysed
     ]
     resource.write_many(
         tables.consultations,
@@ -41,6 +42,15 @@ def warehouse(tmp_path: Path) -> WarehouseResource:
             {"consultation_id": cid, "source_key": f"incoming/{cid}.txt", "file_type": "text",
              "uploaded_at": when, "updated_at": when}
             for cid, when in rows
+        ],
+    )  # fmt: skip
+    resource.write_many(
+        tables.analyses,
+        [
+            {"consultation_id": cid, "prompt_version": "v1", "analyzer": "local-rules",
+             "model": "local-rules-v1", "summary": "s", "result_json": {}, "created_at": when}
+            for cid, when in rows
+            if cid != "c-nov-broken"
         ],
     )  # fmt: skip
     return resource

@@ -437,10 +437,17 @@ def _analyse(
     warehouse: WarehouseResource,
     analyzer: AnalyzerResource,
 ) -> dict[str, Any] | None:
-    """Analyse one consultation; the materialization metadata, or None when it has no speech."""
+    """Analyse one consultation; the materialization metadata, or None when there is nothing
+    to analyse (no speech, or never transcribed)."""
     with consultation_step(context, warehouse, "consultation_analysis", key) as source:
         artifacts = bucket.artifacts(source.consultation_id)
-        clean = Transcript.model_validate(artifacts.read_json(TRANSCRIPT_ARTIFACT))
+        stored = artifacts.store.read_optional(artifacts.key(TRANSCRIPT_ARTIFACT))
+        if stored is None:
+            # A reanalysis over "all partitions" includes consultations that failed before
+            # transcription: skip them and keep the reason they failed with.
+            context.log.info(f"{key}: never transcribed, nothing to analyse")
+            return None
+        clean = Transcript.model_validate_json(stored)
         if not clean.segments:
             context.log.info(f"{key}: no speech, nothing to analyse or score")
             return None
