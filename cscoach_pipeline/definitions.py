@@ -6,10 +6,15 @@ import os
 from dagster import Definitions
 
 from .assets import consultation_assets
-from .jobs import process_consultation_job, reanalyze_consultations_job
+from .jobs import process_consultation_job, reanalyze_consultations_job, requeue_consultations
 from .lib.analyzers import ConfigurationError
 from .resources import build_resources
-from .sensors import consultation_bucket_sensor, record_failed_consultation_run
+from .sensors import (
+    consultation_bucket_sensor,
+    record_cancelled_consultation_run,
+    record_failed_consultation_run,
+    recover_stranded_consultations,
+)
 from .settings import load_settings
 
 resources = build_resources(load_settings())
@@ -36,7 +41,12 @@ _check_gemini_at_startup()
 
 defs = Definitions(
     assets=consultation_assets,
-    jobs=[process_consultation_job, reanalyze_consultations_job],
-    sensors=[consultation_bucket_sensor, record_failed_consultation_run],
+    jobs=[process_consultation_job, reanalyze_consultations_job, requeue_consultations],
+    sensors=[
+        consultation_bucket_sensor,
+        record_failed_consultation_run,
+        record_cancelled_consultation_run,
+        recover_stranded_consultations,
+    ],
     resources=resources,
 )

@@ -1,8 +1,18 @@
 """The per-consultation job the sensor launches: every asset of the consultation group."""
 
-from dagster import AssetSelection, define_asset_job, in_process_executor
+from dagster import (
+    AssetSelection,
+    Config,
+    OpExecutionContext,
+    define_asset_job,
+    in_process_executor,
+    job,
+    op,
+)
+from pydantic import Field
 
 from .partitions import consultation_partitions
+from .resources.warehouse import WarehouseResource, mark_for_requeue
 
 CONSULTATION_GROUP = "consultation"
 
@@ -30,3 +40,37 @@ reanalyze_consultations_job = define_asset_job(
         f"{PROMPT_VERSION_TAG}=<version> to use another prompt version. History is kept."
     ),
 )
+
+
+class RequeueConfig(Config):
+    """Which consultations to run again (empty `ids`: every one with these statuses)."""
+
+    statuses: list[str] = Field(default_factory=lambda: ["failed"])
+    failure_kinds: list[str] = Field(default_factory=list)
+    ids: list[str] = Field(default_factory=list)
+    dry_run: bool = False
+
+
+@op(description="Flags the selected consultations for a fresh run by the recovery sensor.")
+def requeue_selected(
+    context: OpExecutionContext, config: RequeueConfig, warehouse: WarehouseResource
+) -> None:
+    selected = mark_for_requeue(
+        warehouse,
+        statuses=config.statuses,
+        ids=config.ids,
+        failure_kinds=config.failure_kinds,
+        dry_run=config.dry_run,
+    )
+    context.log.info(
+        f"{'would re-queue' if config.dry_run else 're-queued'} {len(selected)} consultations"
+    )
+    context.add_output_metadata({"consultations": len(selected), "ids": selected[:100]})
+
+
+@job(
+    description="Re-queue consultations (failed ones by default) from the Launchpad; the "
+    "recovery sensor launches their runs with fresh run keys."
+)
+def requeue_consultations() -> None:
+    requeue_selected()

@@ -10,6 +10,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .lib.text_import import DEFAULT_MAX_CHAT_CHARS, DEFAULT_MAX_CHAT_SEGMENTS
+
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA_DIR = PROJECT_ROOT / "data"
 
@@ -64,6 +66,15 @@ class Settings:
     max_file_bytes: int = field(
         default_factory=lambda: int(_env_float("CSCOACH_MAX_FILE_MB", 2048) * 1024 * 1024)
     )
+    # Longer chats fail with the limit as their reason (memory and analysis time stay bounded).
+    max_chat_segments: int = field(
+        default_factory=lambda: int(
+            _env_float("CSCOACH_MAX_CHAT_SEGMENTS", DEFAULT_MAX_CHAT_SEGMENTS)
+        )
+    )
+    max_chat_chars: int = field(
+        default_factory=lambda: int(_env_float("CSCOACH_MAX_CHAT_CHARS", DEFAULT_MAX_CHAT_CHARS))
+    )
     ffmpeg_timeout_s: float = field(
         default_factory=lambda: _env_float("CSCOACH_FFMPEG_TIMEOUT_S", 900.0)
     )
@@ -84,6 +95,15 @@ class Settings:
     list_budget_s: float = field(
         default_factory=lambda: _env_float("CSCOACH_SENSOR_LIST_BUDGET_S", 30.0)
     )
+    # Outages (warehouse, bucket, disk, dead workers) are retried with a fresh run.
+    max_attempts: int = field(default_factory=lambda: int(_env_float("CSCOACH_MAX_ATTEMPTS", 4)))
+    retry_backoff_s: float = field(
+        default_factory=lambda: _env_float("CSCOACH_RETRY_BACKOFF_S", 60.0)
+    )
+    recovery_interval_s: int = field(
+        default_factory=lambda: int(_env_float("CSCOACH_RECOVERY_INTERVAL_S", 30))
+    )
+    stale_after_s: float = field(default_factory=lambda: _env_float("CSCOACH_STALE_AFTER_S", 120.0))
     # e.g. "incoming/{team}/{agent_id}/": folders that name the team and the agent.
     key_pattern: str = field(default_factory=lambda: _env("CSCOACH_KEY_PATTERN", ""))
 

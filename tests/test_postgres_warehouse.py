@@ -1,18 +1,25 @@
 """The BI tables on a real PostgreSQL server (the production warehouse): the same pipeline
 writes the same rows as on SQLite, re-running a partition replaces its rows in one
-transaction, and a BI reader sees consistent data while the pipeline writes."""
+transaction, and a BI reader sees consistent data while the pipeline writes. The documented
+driver-less `postgresql://` URL (and `postgres://`) works; context columns take values longer
+than their old varchar(N), and an older warehouse's varchar(N) columns are widened in place;
+database errors (data too long, bad input, NOT NULL, duplicate key) show no row value."""
 
 from __future__ import annotations
 
 import threading
+import traceback
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from dagster import RunRequest
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, inspect, text
+from sqlalchemy.exc import DataError, IntegrityError
 
 from cscoach_pipeline.lib import tables
+from cscoach_pipeline.resources.warehouse import WarehouseResource, warehouse_engine
 from tests.support.pipeline import PipelineHarness
 from tests.support.postgres import temporary_database
 
@@ -88,3 +95,103 @@ def test_rerun_replaces_rows_and_readers_never_see_half(pg_harness: PipelineHarn
     assert seen and set(seen) == {3}  # never 0 (deleted, not yet inserted) nor 6
     assert len(pg_harness.table("transcript_segments")) == 3
     assert len(pg_harness.table("analyses")) == 1
+
+
+SECRET = "row-value-010-5555-0000"
+
+
+def _consultation(consultation_id: str, **values: object) -> dict[str, object]:
+    return {
+        "consultation_id": consultation_id,
+        "source_key": f"incoming/{consultation_id}.txt",
+        "file_type": "text",
+        "updated_at": datetime(2026, 1, 1, tzinfo=UTC),
+        **values,
+    }
+
+
+@pytest.mark.parametrize("scheme", ["postgresql://", "postgres://"])
+def test_driverless_url_uses_psycopg2(pg_url: str, scheme: str) -> None:
+    url = pg_url.replace("postgresql+psycopg2://", scheme, 1)
+    warehouse = WarehouseResource(url=url)
+    assert warehouse.engine.dialect.driver == "psycopg2"
+    warehouse.set_status("c-url", "incoming/c-url.txt", "queued")
+    assert warehouse.fetch_rows(tables.consultation_status, consultation_id="c-url")
+    with warehouse.engine.begin() as conn:
+        conn.execute(tables.consultation_status.delete())
+
+
+def test_long_context_values_fit(pg_harness: PipelineHarness) -> None:
+    long_values = {
+        "agent_id": "A" * 300,
+        "team": "Cards and loans, second line, " * 20,
+        "channel": "web chat (embedded widget, mobile app) " * 3,
+        "customer_id": "C" * 300,
+        "call_direction": "inbound transferred from the IVR callback queue",
+    }
+    pg_harness.warehouse.write_many(tables.consultations, [_consultation("c-long", **long_values)])
+    [row] = pg_harness.warehouse.fetch_rows(tables.consultations, consultation_id="c-long")
+    assert {name: row[name] for name in long_values} == long_values
+
+
+def test_old_varchar_columns_are_widened() -> None:
+    widened = ("agent_id", "team", "channel", "customer_id", "call_direction")
+    with temporary_database() as url:
+        engine = warehouse_engine(url)
+        with engine.begin() as conn:  # as an older release created them
+            for name, length in zip(widened, (200, 200, 40, 200, 20), strict=True):
+                conn.execute(
+                    text(f'ALTER TABLE consultations ALTER COLUMN "{name}" TYPE varchar({length})')
+                )
+        types = {c["name"]: str(c["type"]) for c in inspect(engine).get_columns("consultations")}
+        assert types["call_direction"] == "VARCHAR(20)"
+        warehouse_engine.cache_clear()
+        engine.dispose()
+
+        warehouse = WarehouseResource(url=url)  # the upgrade runs with the first engine
+        types = {
+            c["name"]: str(c["type"])
+            for c in inspect(warehouse.engine).get_columns("consultations")
+        }
+        assert {name: types[name] for name in widened} == dict.fromkeys(widened, "TEXT")
+        warehouse.write_many(tables.consultations, [_consultation("c1", call_direction="x" * 50)])
+        with warehouse.engine.connect() as conn:  # the BI views were made again
+            views = set(inspect(conn).get_view_names())
+            assert set(tables.VIEWS) <= views
+            assert conn.execute(text("SELECT count(*) FROM latest_analyses")).scalar_one() == 0
+
+
+def _shown(exc: BaseException) -> str:
+    """Everything a user could be shown: the message and the traceback with its cause."""
+    return str(exc) + "".join(traceback.format_exception(exc))
+
+
+def test_database_errors_never_show_row_values(pg_harness: PipelineHarness) -> None:
+    warehouse = pg_harness.warehouse
+    status = {
+        "consultation_id": "c-err",
+        "source_key": "incoming/c-err.txt",
+        "status": "queued",
+        "error": SECRET,
+        "updated_at": datetime(2026, 1, 1, tzinfo=UTC),
+    }
+    warehouse.write_many(tables.consultation_status, [status])
+    failures: list[tuple[type[Exception], dict[str, object], str]] = [
+        (IntegrityError, status, "duplicate key value violates unique constraint"),
+        (IntegrityError, {**status, "consultation_id": "c2", "source_key": None},
+         'null value in column "source_key"'),
+        (DataError, {**status, "consultation_id": "c3", "status": f"x{SECRET}"},
+         "value too long for type character varying(16)"),
+    ]  # fmt: skip
+    for error_type, row, reason in failures:
+        with pytest.raises(error_type) as caught:
+            warehouse.write_many(tables.consultation_status, [row])
+        shown = _shown(caught.value)
+        assert reason in shown and "parameters hidden" in shown
+        assert SECRET not in shown and "DETAIL" not in shown and "Failing row" not in shown
+    # The server quotes the value it rejects.
+    with pytest.raises(DataError) as bad_input, warehouse.engine.begin() as conn:
+        conn.execute(text("SELECT CAST(:v AS integer)"), {"v": SECRET})
+    shown = _shown(bad_input.value)
+    assert 'invalid input syntax for type integer: "(hidden)"' in shown
+    assert SECRET not in shown

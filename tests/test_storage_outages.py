@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 from dagster import DagsterEventType
 
-from cscoach_pipeline.assets import steps
 from cscoach_pipeline.resources.storage import StorageError, _open_cached
 from tests.support.backends import S3Backend
 from tests.support.pipeline import PipelineHarness
@@ -71,7 +70,6 @@ def test_failed_listing_fails_the_tick_and_loses_nothing(
 def test_bucket_outage_during_a_run_retries_then_fails_clearly(
     s3_harness: PipelineHarness, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(steps, "STORAGE_RETRY_BASE_S", 0.0)
     s3_harness.drop("a.txt", CHAT)
     (request,) = s3_harness.tick()
     with failing_s3_server(SLOW_DOWN) as server:
@@ -79,9 +77,12 @@ def test_bucket_outage_during_a_run_retries_then_fails_clearly(
         result = s3_harness.run(request)
     assert not result.success
     restarts = [e for e in result.all_events if e.event_type == DagsterEventType.STEP_RESTARTED]
-    assert len(restarts) == steps.STORAGE_RETRIES
+    retries = s3_harness.resources["recovery"].step_retries
+    assert len(restarts) == retries
     status = s3_harness.status_by_key()["incoming/a.txt"]
     assert status["status"] == "failed" and status["stage"] == "consultation_upload"
-    assert status["error"].startswith("the bucket was unavailable after 4 attempts: S3 head")
+    assert status["error"].startswith("the bucket was unavailable: S3 head")
+    assert status["error"].endswith(f"(after {retries + 1} attempts in this run)")
+    assert status["failure_kind"] == "outage"
     # The object is still known and can be re-run once the bucket is back.
     assert s3_harness.table("bucket_objects").state.tolist() == ["active"]

@@ -44,7 +44,8 @@ from ..lib.consultation_context import (
 from ..lib.errors import ConsultationInputError, UnsupportedFileType
 from ..lib.file_types import FileType, extension_of, guess_file_type, unsupported_reason
 from ..lib.media import MediaError, extract_audio, probe_media, read_wav
-from ..lib.pii import redact
+from ..lib.partition_keys import display_key
+from ..lib.pii import redact_segments
 from ..lib.prompts import load_prompt
 from ..lib.speech import transcribe_recording
 from ..lib.text_import import parse_text_consultation
@@ -52,11 +53,12 @@ from ..lib.transcript import Transcript
 from ..partitions import consultation_partitions
 from ..resources.analyzer import AnalyzerResource
 from ..resources.bucket import BucketResource
+from ..resources.recovery import RecoveryResource
 from ..resources.speech_to_text import SpeechToTextResource
 from ..resources.storage import ObjectNotFound, ObjectStore, StoredObject
 from ..resources.warehouse import WarehouseResource, utcnow
 from ..settings import load_settings
-from .steps import consultation_step
+from .steps import consultation_step, record_status
 
 AUDIO_ARTIFACT = "audio.wav"
 RAW_TRANSCRIPT_ARTIFACT = "private/transcript.raw.json"  # unredacted: never leaves the bucket
@@ -80,15 +82,15 @@ def _mb(size: int) -> str:
     description="The original object in the bucket: key, size, sha256, type, upload time.",
 )
 def consultation_upload(
-    context: AssetExecutionContext, bucket: BucketResource, warehouse: WarehouseResource
+    context: AssetExecutionContext,
+    bucket: BucketResource,
+    warehouse: WarehouseResource,
+    recovery: RecoveryResource,
 ) -> MaterializeResult:
     started = time.perf_counter()
     with consultation_step(context, warehouse, "consultation_upload") as source:
         store = bucket.store()
-        warehouse.set_status(
-            source.consultation_id, source.source_key, "processing",
-            stage="consultation_upload", run_id=context.run_id,
-        )  # fmt: skip
+        record_status(context, warehouse, source, "processing", "consultation_upload")
         try:
             obj = store.stat(source.source_key)
         except ObjectNotFound as exc:
@@ -118,7 +120,7 @@ def consultation_upload(
             [
                 {
                     "consultation_id": source.consultation_id,
-                    "source_key": obj.key,
+                    "source_key": source.shown_key,
                     "file_type": file_type.value,
                     "extension": extension_of(obj.key),
                     "content_sha256": sha256,
@@ -134,8 +136,8 @@ def consultation_upload(
         )
     return MaterializeResult(
         metadata={
-            "source_key": obj.key,
-            "location": MetadataValue.path(store.locate(obj.key)),
+            "source_key": source.shown_key,
+            "location": MetadataValue.path(display_key(store.locate(obj.key))),
             "size_bytes": obj.size,
             "content_sha256": sha256,
             "file_type": file_type.value,
@@ -160,7 +162,10 @@ def consultation_upload(
     description="16 kHz PCM audio; two-channel calls keep agent and customer channels apart.",
 )
 def consultation_audio(
-    context: AssetExecutionContext, bucket: BucketResource, warehouse: WarehouseResource
+    context: AssetExecutionContext,
+    bucket: BucketResource,
+    warehouse: WarehouseResource,
+    recovery: RecoveryResource,
 ) -> MaterializeResult:
     settings = load_settings()
     with consultation_step(context, warehouse, "consultation_audio") as source:
@@ -227,6 +232,7 @@ def raw_transcript(
     bucket: BucketResource,
     warehouse: WarehouseResource,
     speech_to_text: SpeechToTextResource,
+    recovery: RecoveryResource,
 ) -> MaterializeResult:
     with consultation_step(context, warehouse, "raw_transcript") as source:
         row = warehouse.fetch_rows(tables.consultations, consultation_id=source.consultation_id)[0]
@@ -234,7 +240,12 @@ def raw_transcript(
         artifacts = bucket.artifacts(source.consultation_id)
         started = time.perf_counter()
         if row["file_type"] == FileType.TEXT:
-            result = parse_text_consultation(store.read_bytes(source.source_key), row["extension"])
+            result = parse_text_consultation(
+                store.read_bytes(source.source_key),
+                row["extension"],
+                max_segments=bucket.max_chat_segments,
+                max_chars=bucket.max_chat_chars,
+            )
         else:
             with tempfile.TemporaryDirectory(prefix="cscoach-stt-") as tmp:
                 wav = Path(tmp) / AUDIO_ARTIFACT
@@ -274,7 +285,10 @@ def raw_transcript(
     description="PII-redacted transcript segments: the only transcript anything downstream reads.",
 )
 def transcript(
-    context: AssetExecutionContext, bucket: BucketResource, warehouse: WarehouseResource
+    context: AssetExecutionContext,
+    bucket: BucketResource,
+    warehouse: WarehouseResource,
+    recovery: RecoveryResource,
 ) -> MaterializeResult:
     started = time.perf_counter()
     with consultation_step(context, warehouse, "transcript") as source:
@@ -282,8 +296,14 @@ def transcript(
         raw = Transcript.model_validate(artifacts.read_json(RAW_TRANSCRIPT_ARTIFACT))
         redactions: dict[str, int] = {}
         segments = []
-        for segment in raw.segments:
-            redacted = redact(segment.text)
+        # Across segment and line boundaries too: a dictated number is often cut in pieces.
+        redacted_segments = redact_segments(
+            [s.text for s in raw.segments],
+            starts=[s.start_s for s in raw.segments],
+            ends=[s.end_s for s in raw.segments],
+            speakers=[s.speaker.value for s in raw.segments],
+        )
+        for segment, redacted in zip(raw.segments, redacted_segments, strict=True):
             for kind, count in redacted.counts.items():
                 redactions[kind] = redactions.get(kind, 0) + count
             segments.append(segment.model_copy(update={"text": redacted.text}))
@@ -318,14 +338,10 @@ def transcript(
             tables.consultations, {"consultation_id": source.consultation_id}, consultation_update
         )
         if not clean.segments:
-            warehouse.set_status(
-                source.consultation_id,
-                source.source_key,
-                "no_speech",
-                stage="transcript",
+            record_status(
+                context, warehouse, source, "no_speech", "transcript",
                 error="no speech detected: the recording holds only silence or noise",
-                run_id=context.run_id,
-            )
+            )  # fmt: skip
     preview = "\n".join(f"- **{s.speaker.value}**: {s.text}" for s in clean.segments[:8])
     return MaterializeResult(
         metadata={
@@ -384,6 +400,7 @@ def analyse_and_score(
     bucket: BucketResource,
     warehouse: WarehouseResource,
     analyzer: AnalyzerResource,
+    recovery: RecoveryResource,
 ) -> Iterator[AssetMaterialization]:
     """One step for analysis and scoring, so a multi-partition run can record each
     consultation as it finishes; no speech means neither asset materializes for it."""
@@ -628,7 +645,7 @@ def _score(
             ],
         )
         report_key = artifacts.write_text(
-            REPORT_ARTIFACT, _coaching_report(source.source_key, score, analysis)
+            REPORT_ARTIFACT, _coaching_report(source.shown_key, score, analysis)
         )
         report_location = bucket.store().locate(report_key)
         warehouse.upsert(
@@ -636,13 +653,7 @@ def _score(
             {"consultation_id": source.consultation_id},
             {"report_location": report_location, "updated_at": utcnow()},
         )
-        warehouse.set_status(
-            source.consultation_id,
-            source.source_key,
-            "succeeded",
-            stage="quality_metrics",
-            run_id=context.run_id,
-        )
+        record_status(context, warehouse, source, "succeeded", "quality_metrics")
     shown = {k: v for k, v in metrics.model_dump().items() if v is not None}
     return {
         "overall_score": score,
@@ -667,7 +678,7 @@ def gather_context(
         try:
             sidecar = parse_sidecar(data)
         except ValueError as exc:
-            warnings.append(f"ignored sidecar {sidecar_key}: {exc}")
+            warnings.append(f"ignored sidecar {display_key(sidecar_key)}: {exc}")
         break
     context_info, sources, merge_warnings = merge_context(
         sidecar=sidecar,

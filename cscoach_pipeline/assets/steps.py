@@ -1,17 +1,29 @@
-"""What every consultation asset shares: finding its source object and recording failures."""
+"""What every consultation asset shares: finding its source object, checking the run still
+owns it, and recording failures with their kind (the file's fault, or an outage to retry)."""
 
 from __future__ import annotations
 
+import errno
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import NoReturn
 
 from dagster import AssetExecutionContext, Failure, RetryRequested
+from sqlalchemy.exc import DBAPIError, DisconnectionError, SQLAlchemyError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
 from ..lib import tables
 from ..lib.analyzers import AnalysisError
 from ..lib.errors import ConsultationInputError
+from ..lib.partition_keys import display_key
+from ..lib.recovery import (
+    ATTEMPT_TAG,
+    VERSION_TAG,
+    FailureKind,
+    run_attempt,
+)
+from ..resources.recovery import RecoveryResource
 from ..resources.storage import ObjectNotFound, StorageError
 from ..resources.warehouse import WarehouseResource
 
@@ -19,8 +31,17 @@ from ..resources.warehouse import WarehouseResource
 @dataclass(frozen=True)
 class ConsultationSource:
     consultation_id: str
-    source_key: str
+    source_key: str  # the real object key: only for reading the bucket
     version: int
+
+    @property
+    def shown_key(self) -> str:
+        """The key as tables, metadata and logs show it (no PII from the file name)."""
+        return display_key(self.source_key)
+
+
+class Superseded(Exception):
+    """A newer version of the file exists: this run must not write results."""
 
 
 def source_of(warehouse: WarehouseResource, consultation_id: str) -> ConsultationSource:
@@ -35,9 +56,36 @@ def source_of(warehouse: WarehouseResource, consultation_id: str) -> Consultatio
     return ConsultationSource(consultation_id, row["source_key"], row["version"])
 
 
-# Step retries when the bucket is unavailable: waits of 10 s, 30 s, 90 s.
-STORAGE_RETRIES = 3
-STORAGE_RETRY_BASE_S = 10.0
+# Step retries inside the run ride out a blip of the bucket, the warehouse or the disk
+# (RecoveryResource: by default waits of 5 s and 15 s); a longer outage fails the run and the
+# recovery sensor retries the consultation later with a fresh run (sensors/recovery.py).
+
+_DISK_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EROFS}
+
+
+def outage_reason(exc: BaseException) -> str | None:
+    """A readable reason when `exc` is an infrastructure outage (worth retrying later),
+    else None. Database messages keep only the driver's first line: never row values."""
+    if isinstance(exc, ObjectNotFound):
+        return None
+    if isinstance(exc, StorageError):
+        return f"the bucket was unavailable: {exc}"
+    if isinstance(exc, DBAPIError):
+        if exc.connection_invalidated or type(exc).__name__ in (
+            "OperationalError",
+            "InterfaceError",
+            "InternalError",
+        ):
+            first = str(exc.orig).strip().splitlines()[0] if exc.orig else type(exc).__name__
+            return f"the warehouse was unavailable: {first}"
+        return None
+    if isinstance(exc, DisconnectionError | PoolTimeoutError):
+        return f"the warehouse was unavailable: {type(exc).__name__}"
+    if isinstance(exc, OSError) and exc.errno in _DISK_ERRNOS:
+        return f"the disk failed: {exc.strerror or exc}"
+    if isinstance(exc, ConnectionError | TimeoutError):
+        return f"a service was unreachable: {type(exc).__name__}: {exc}"
+    return None
 
 
 def _record_failure(
@@ -46,15 +94,23 @@ def _record_failure(
     source: ConsultationSource,
     stage: str,
     reason: str,
+    kind: FailureKind,
 ) -> None:
-    warehouse.set_status(
-        source.consultation_id,
-        source.source_key,
-        "failed",
-        stage=stage,
-        error=reason,
-        run_id=context.run_id,
-    )
+    try:
+        warehouse.set_status(
+            source.consultation_id,
+            source.shown_key,
+            "failed",
+            stage=stage,
+            error=reason,
+            run_id=context.run_id,
+            attempt=run_attempt(context.run.tags),
+            failure_kind=kind.value,
+        )
+    except SQLAlchemyError as exc:
+        # The warehouse itself is down: the run-failure sensor records the reason (taken from
+        # this step's failure event) once it is back.
+        context.log.warning(f"could not record the failure: {outage_reason(exc) or exc}")
 
 
 def _fail(
@@ -63,9 +119,64 @@ def _fail(
     source: ConsultationSource,
     stage: str,
     reason: str,
+    kind: FailureKind = FailureKind.INPUT,
 ) -> NoReturn:
-    _record_failure(context, warehouse, source, stage, reason)
-    raise Failure(description=reason, metadata={"reason": reason, "stage": stage}) from None
+    _record_failure(context, warehouse, source, stage, reason, kind)
+    raise Failure(
+        description=reason,
+        metadata={"reason": reason, "stage": stage, "failure_kind": kind.value},
+    ) from None
+
+
+def record_status(
+    context: AssetExecutionContext,
+    warehouse: WarehouseResource,
+    source: ConsultationSource,
+    status: str,
+    stage: str,
+    error: str | None = None,
+) -> None:
+    """A status written by a step: with its run and attempt, under the shown key."""
+    warehouse.set_status(
+        source.consultation_id,
+        source.shown_key,
+        status,
+        stage=stage,
+        error=error,
+        run_id=context.run_id,
+        attempt=run_attempt(context.run.tags),
+    )
+
+
+def check_current(context: AssetExecutionContext, source: ConsultationSource) -> None:
+    """A run writes results only for the version it was started for: once the file was
+    replaced, the newer version's run owns the consultation."""
+    started_for = context.run.tags.get(VERSION_TAG)
+    if started_for is not None and int(started_for) < source.version:
+        raise Superseded(
+            f"superseded: this run was started for version {started_for} of the file, and "
+            f"version {source.version} has arrived since; its run writes the results"
+        )
+
+
+def _step_retries(context: AssetExecutionContext) -> tuple[int, float]:
+    recovery = getattr(context.resources, "recovery", None)
+    if recovery is None:
+        return RecoveryResource().step_retries, RecoveryResource().step_retry_base_s
+    return recovery.step_retries, recovery.step_retry_base_s
+
+
+def _outage_retry(context: AssetExecutionContext, reason: str, exc: BaseException) -> None:
+    retries, base_s = _step_retries(context)
+    if context.retry_number < retries:
+        context.log.warning(f"{reason}; retrying this step")
+        raise RetryRequested(
+            max_retries=retries, seconds_to_wait=base_s * 3**context.retry_number
+        ) from exc
+
+
+def _attempts(context: AssetExecutionContext) -> str:
+    return f"after {_step_retries(context)[0] + 1} attempts in this run"
 
 
 @contextmanager
@@ -75,31 +186,53 @@ def consultation_step(
     stage: str,
     partition_key: str | None = None,
 ) -> Iterator[ConsultationSource]:
-    """Runs one step; a bad-input or analysis error fails this partition with its reason in
-    `consultation_status` and the UI, and never retries (the file will not get better); a
-    bucket outage retries the step with backoff before failing."""
-    # A multi-partition run (backfill) names the consultation; a single one has it in context.
-    source = source_of(warehouse, partition_key or context.partition_key)
+    """Runs one step. A bad-input or analysis error fails this partition with its reason in
+    `consultation_status` and the UI, and never retries (the file will not get better). An
+    outage (bucket, warehouse, disk) retries the step with backoff; when it persists the
+    consultation fails as an outage, which the recovery sensor retries with a fresh run."""
+    key = partition_key or context.partition_key
     try:
+        source = source_of(warehouse, key)
+    except SQLAlchemyError as exc:
+        reason = outage_reason(exc) or f"the warehouse failed: {type(exc).__name__}"
+        _outage_retry(context, reason, exc)
+        raise Failure(
+            description=f"{reason} ({_attempts(context)})",
+            metadata={"reason": reason, "stage": stage, "failure_kind": FailureKind.OUTAGE.value},
+        ) from None
+    try:
+        if partition_key is None:  # per-consultation runs carry their version
+            check_current(context, source)
         yield source
+    except Superseded as exc:
+        # Not a failure of the consultation: leave its status to the newer run.
+        raise Failure(
+            description=str(exc),
+            metadata={"stage": stage, "failure_kind": FailureKind.SUPERSEDED.value},
+        ) from None
     except ObjectNotFound as exc:
         _fail(context, warehouse, source, stage, f"a file this step needs is missing: {exc}")
-    except StorageError as exc:
-        # The store is down or throttling: not the file's fault, so retry the step with
-        # backoff; only when the outage persists does the consultation fail, saying so.
-        if context.retry_number < STORAGE_RETRIES:
-            context.log.warning(f"bucket unavailable ({exc}); retrying this step")
-            raise RetryRequested(
-                max_retries=STORAGE_RETRIES,
-                seconds_to_wait=STORAGE_RETRY_BASE_S * 3**context.retry_number,
-            ) from exc
-        _fail(
-            context, warehouse, source, stage,
-            f"the bucket was unavailable after {STORAGE_RETRIES + 1} attempts: {exc}",
-        )  # fmt: skip
     except (ConsultationInputError, AnalysisError) as exc:
         _fail(context, warehouse, source, stage, str(exc))
-    except Exception as exc:
-        reason = f"{stage} failed unexpectedly: {type(exc).__name__}: {exc}"
-        _record_failure(context, warehouse, source, stage, reason)
+    except (Failure, RetryRequested):
         raise
+    except Exception as exc:
+        reason = outage_reason(exc)
+        if reason is None:
+            reason = f"{stage} failed unexpectedly: {type(exc).__name__}: {exc}"
+            _record_failure(context, warehouse, source, stage, reason, FailureKind.ERROR)
+            raise
+        _outage_retry(context, reason, exc)
+        _fail(
+            context, warehouse, source, stage,
+            f"{reason} ({_attempts(context)})", FailureKind.OUTAGE,
+        )  # fmt: skip
+
+
+__all__ = [
+    "ATTEMPT_TAG",
+    "ConsultationSource",
+    "consultation_step",
+    "record_status",
+    "source_of",
+]

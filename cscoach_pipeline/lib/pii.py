@@ -15,6 +15,10 @@ order, each on the output of the previous one:
 4. spoken number runs (number words mixed with digit groups), typed by a nearby cue word
    such as "phone" or "계좌", otherwise ``[NUMBER]``.
 
+:func:`redact_segments` redacts a conversation's segments (Whisper) or lines (chat) also
+across their boundaries, since a dictated number is often cut into pieces: the texts of a
+turn window are joined, scanned with the same rules, and each piece becomes the placeholder.
+
 Only the standard-library ``re`` module is used; the functions are pure. Placeholders contain
 neither digits, "@", nor number words, so redacting already-redacted text changes nothing.
 """
@@ -22,11 +26,13 @@ neither digits, "@", nor number words, so redacting already-redacted text change
 from __future__ import annotations
 
 import re
+from bisect import bisect_right
 from collections import Counter
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-__all__ = ["PiiKind", "RedactionResult", "redact", "redact_text"]
+__all__ = ["PiiKind", "RedactionResult", "redact", "redact_segments", "redact_text"]
 
 
 class PiiKind(StrEnum):
@@ -62,28 +68,303 @@ class RedactionResult:
 
 def redact(text: str) -> RedactionResult:
     """Replace every PII finding in ``text`` with its typed placeholder."""
-    counts: Counter[str] = Counter()
-
-    def email(_: re.Match[str]) -> str:
-        counts[PiiKind.EMAIL] += 1
-        return PiiKind.EMAIL.placeholder
-
-    out = _EMAIL_RE.sub(email, text)
-    out = _SPOKEN_EMAIL_RE.sub(email, out)
-    out = _CUED_EMAIL_RE.sub(lambda m: m.group("cue") + email(m), out)
-    out = _LONG_DECIMAL_RE.sub(lambda m: _replace_long_decimal(m, counts), out)
-    out = _DIGIT_RUN_RE.sub(lambda m: _replace_digit_run(m, counts), out)
-    out = _SPOKEN_RUN_RE.sub(lambda m: _replace_spoken_run(m, counts), out)
-    # Last sweep: digit groups garbled by speech-to-text right after a contact cue.
-    out = _CUED_DIGITS_RE.sub(lambda m: _replace_cued_digits(m, counts), out)
-    # Stable key order (enum order) keeps BI rows and test output deterministic.
-    ordered = {kind.value: counts[kind] for kind in PiiKind if counts[kind]}
-    return RedactionResult(text=out, counts=ordered)
+    scan = _scan(text)
+    return RedactionResult(text=scan.text, counts=_ordered(scan.counts))
 
 
 def redact_text(text: str) -> str:
     """Convenience wrapper: the redacted text only."""
     return redact(text).text
+
+
+# Segments (Whisper) and lines (chat) cut one dictated number into pieces: "my card is 4111",
+# "1111 1111", "1111". A turn window joins the neighbours a number can be split across.
+DEFAULT_WINDOW_GAP_S = 15.0
+DEFAULT_WINDOW_SEGMENTS = 8
+_UNKNOWN_SPEAKERS = frozenset({"", "unknown"})
+
+
+def redact_segments(
+    texts: Sequence[str],
+    *,
+    starts: Sequence[float | None] | None = None,
+    ends: Sequence[float | None] | None = None,
+    speakers: Sequence[str | None] | None = None,
+    max_gap_s: float = DEFAULT_WINDOW_GAP_S,
+    window_segments: int = DEFAULT_WINDOW_SEGMENTS,
+) -> list[RedactionResult]:
+    """Redact consecutive segments of one conversation, also across segment boundaries.
+
+    Each segment is redacted on its own, as :func:`redact` does. Then the texts of a turn
+    window are joined and scanned again: consecutive segments whose gap (``starts[i] -
+    ends[i - 1]``) is at most ``max_gap_s`` (untimed text: always), and separately the
+    segments of each known speaker with the same gap rule, so a backchannel ("mm-hmm") in
+    between does not hide a number. Windows hold at most ``window_segments`` segments and
+    overlap by half, so a number cut into up to ``window_segments // 2 + 1`` pieces is
+    always seen whole. A finding in the joined text is mapped back: each segment's piece
+    becomes the placeholder, and the finding is counted once, in its first segment.
+
+    A finding that crosses a boundary must stand on its own structure (email, RRN, Luhn
+    card, a phone with area or country code) or follow a cue word ("card", "phone",
+    "account", ...): two unrelated short numbers that merely sit in adjacent segments are
+    never joined into an account or a local phone number.
+
+    Returns one :class:`RedactionResult` per input text, in order.
+    """
+    n = len(texts)
+    for name, values in (("starts", starts), ("ends", ends), ("speakers", speakers)):
+        if values is not None and len(values) != n:
+            raise ValueError(f"{name} has {len(values)} items for {n} texts")
+    window_segments = max(2, window_segments)
+    combiner = _Combiner(texts)
+    for index, text in enumerate(texts):
+        for start, end, kind in _scan(text).spans:
+            combiner.add(kind, [(index, start, end)], priority=0)
+
+    def timed_gap_ok(prev: int, cur: int) -> bool:
+        prev_end = ends[prev] if ends is not None else None
+        cur_start = starts[cur] if starts is not None else None
+        if prev_end is None or cur_start is None:
+            return True  # untimed chat: only the window's size bounds it
+        return cur_start - prev_end <= max_gap_s
+
+    streams: list[list[int]] = [list(range(n))]
+    if speakers is not None:
+        by_speaker: dict[str, list[int]] = {}
+        for index, speaker in enumerate(speakers):
+            if speaker is not None and speaker.lower() not in _UNKNOWN_SPEAKERS:
+                by_speaker.setdefault(speaker, []).append(index)
+        streams += [members for members in by_speaker.values() if len(members) > 1]
+    for stream in streams:
+        run: list[int] = []
+        for index in stream:
+            if not texts[index].strip():
+                continue
+            if run and not timed_gap_ok(run[-1], index):
+                _scan_windows(combiner, texts, run, window_segments)
+                run = []
+            run.append(index)
+        _scan_windows(combiner, texts, run, window_segments)
+    return combiner.results()
+
+
+def _scan_windows(combiner: _Combiner, texts: Sequence[str], run: list[int], size: int) -> None:
+    """Scan a run of linked segments in windows of at most ``size`` that overlap by half.
+
+    Every finding is made of digits, number words or an email's "@"/"at"/"dot", so only
+    stretches of such segments are joined, each with the segment before it for its cue.
+    """
+    stretches: list[list[int]] = []
+    for pos, index in enumerate(run):
+        if not combiner.hinted(index):
+            continue
+        if stretches and stretches[-1][-1] == run[pos - 1]:
+            stretches[-1].append(index)
+        else:
+            stretches.append(run[pos - 1 : pos + 1] if pos else [index])
+    stride = max(1, size // 2)
+    for stretch in stretches:
+        for first in range(0, max(1, len(stretch) - size + stride), stride):
+            window = stretch[first : first + size]
+            if len(window) >= 2:
+                _scan_window(combiner, texts, window)
+
+
+def _scan_window(combiner: _Combiner, texts: Sequence[str], window: list[int]) -> None:
+    # Join the stripped texts with one space, so digit groups join up as they do in a line.
+    bounds: list[tuple[int, int, int, int]] = []  # (segment, joined start, joined end, lead)
+    parts: list[str] = []
+    pos = 0
+    for index in window:
+        text = texts[index]
+        core = text.strip()
+        lead = len(text) - len(text.lstrip())
+        bounds.append((index, pos, pos + len(core), lead))
+        parts.append(core)
+        pos += len(core) + 1
+    joined = " ".join(parts)
+    for start, end, kind in _scan(joined).spans:
+        pieces = [
+            (index, max(start, lo) - lo + lead, min(end, hi) - lo + lead)
+            for index, lo, hi, lead in bounds
+            if start < hi and end > lo
+        ]
+        pieces = [p for p in pieces if any(ch.isalnum() for ch in texts[p[0]][p[1] : p[2]])]
+        if not pieces:
+            continue
+        if len(pieces) > 1 and not _crossing_is_pii(joined, start, end, kind):
+            continue
+        combiner.add(kind, pieces, priority=1)
+
+
+def _crossing_is_pii(joined: str, start: int, end: int, kind: PiiKind) -> bool:
+    """Whether a finding spanning segments is PII by itself, not an accident of joining."""
+    if kind in (PiiKind.EMAIL, PiiKind.RRN, PiiKind.CARD):
+        return True
+    if _cue_kind(joined[:start]) is not None:
+        return True
+    return kind is PiiKind.PHONE and _strong_kind(joined[start:end], allow_local=False) is not None
+
+
+class _Combiner:
+    """Findings from single segments and from windows, merged where they overlap."""
+
+    def __init__(self, texts: Sequence[str]) -> None:
+        self.texts = texts
+        self.kinds: list[PiiKind] = []
+        self.rank: list[tuple[int, int]] = []  # (priority, covered length): the kind to keep
+        self.parent: list[int] = []
+        self.pieces: list[list[tuple[int, int, int]]] = [[] for _ in texts]  # start, end, id
+        self._hints: dict[int, bool] = {}
+
+    def hinted(self, index: int) -> bool:
+        """Whether segment ``index`` holds anything a finding could be made of."""
+        if index not in self._hints:
+            self._hints[index] = _HINT_RE.search(self.texts[index]) is not None
+        return self._hints[index]
+
+    def add(self, kind: PiiKind, pieces: list[tuple[int, int, int]], *, priority: int) -> None:
+        finding = len(self.kinds)
+        self.kinds.append(kind)
+        self.rank.append((priority, sum(end - start for _, start, end in pieces)))
+        self.parent.append(finding)
+        for index, start, end in pieces:
+            self.pieces[index].append((start, end, finding))
+
+    def _root(self, finding: int) -> int:
+        while self.parent[finding] != finding:
+            self.parent[finding] = self.parent[self.parent[finding]]
+            finding = self.parent[finding]
+        return finding
+
+    def _union(self, a: int, b: int) -> None:
+        ra, rb = self._root(a), self._root(b)
+        if ra != rb:
+            keep, drop = (ra, rb) if self.rank[ra] >= self.rank[rb] else (rb, ra)
+            self.parent[drop] = keep
+
+    def results(self) -> list[RedactionResult]:
+        # Overlapping pieces within a segment are one finding, whatever found them.
+        regions: list[list[tuple[int, int, int]]] = []
+        for pieces in self.pieces:
+            merged: list[tuple[int, int, int]] = []
+            for start, end, finding in sorted(pieces):
+                if merged and start < merged[-1][1]:
+                    last_start, last_end, last = merged[-1]
+                    self._union(last, finding)
+                    merged[-1] = (last_start, max(last_end, end), last)
+                else:
+                    merged.append((start, end, finding))
+            regions.append(merged)
+        counted: set[int] = set()
+        out: list[RedactionResult] = []
+        for text, merged in zip(self.texts, regions, strict=True):
+            counts: Counter[str] = Counter()
+            parts: list[str] = []
+            pos = 0
+            for start, end, finding in merged:
+                root = self._root(finding)
+                kind = self.kinds[root]
+                parts += [text[pos:start], kind.placeholder]
+                pos = end
+                if root not in counted:
+                    counted.add(root)
+                    counts[kind] += 1
+            parts.append(text[pos:])
+            out.append(RedactionResult(text="".join(parts), counts=_ordered(counts)))
+        return out
+
+
+def _ordered(counts: Counter[str]) -> dict[str, int]:
+    # Stable key order (enum order) keeps BI rows and test output deterministic.
+    return {kind.value: counts[kind] for kind in PiiKind if counts[kind]}
+
+
+# --------------------------------------------------------------------------------------
+# Passes, with every replacement mapped back to the input
+# --------------------------------------------------------------------------------------
+
+# A finding in one pass: (start, end, kind) in that pass's input text.
+_Hit = tuple[int, int, PiiKind]
+
+
+@dataclass
+class _Scan:
+    """The redacted text, its counts, and the input span each placeholder replaced."""
+
+    text: str
+    counts: Counter[str] = field(default_factory=Counter)
+    # (start, end in `text`, start, end in the input, kind), in order.
+    marks: list[tuple[int, int, int, int, PiiKind]] = field(default_factory=list)
+
+    @property
+    def spans(self) -> list[_Hit]:
+        return [(o_start, o_end, kind) for _, _, o_start, o_end, kind in self.marks]
+
+    def apply(self, regex: re.Pattern[str], find: Callable[[re.Match[str]], list[_Hit]]) -> None:
+        """One ``regex.sub`` pass: each hit becomes its placeholder."""
+        hits = [hit for m in regex.finditer(self.text) for hit in find(m)]
+        if not hits:
+            return
+        marks = self.marks
+        mark_starts = [mark[0] for mark in marks]
+
+        def to_input(pos: int, *, end: bool) -> int:
+            at = pos - 1 if end else pos
+            i = bisect_right(mark_starts, at) - 1
+            if i < 0:
+                return pos
+            _, m_end, o_start, o_end, _ = marks[i]
+            if at < m_end:  # inside an earlier placeholder: take all of what it replaced
+                return o_end if end else o_start
+            return o_end + (pos - m_end)
+
+        parts: list[str] = []
+        new_marks: list[tuple[int, int, int, int, PiiKind]] = []
+        pos = shift = mi = 0
+        for start, end, kind in hits:
+            while mi < len(marks) and marks[mi][1] <= start:
+                m_start, m_end, o_start, o_end, m_kind = marks[mi]
+                new_marks.append((m_start + shift, m_end + shift, o_start, o_end, m_kind))
+                mi += 1
+            while mi < len(marks) and marks[mi][0] < end:
+                mi += 1  # swallowed by this hit
+            placeholder = kind.placeholder
+            new_start = start + shift
+            new_marks.append(
+                (
+                    new_start,
+                    new_start + len(placeholder),
+                    to_input(start, end=False),
+                    to_input(end, end=True),
+                    kind,
+                )
+            )
+            parts += [self.text[pos:start], placeholder]
+            shift += len(placeholder) - (end - start)
+            pos = end
+            self.counts[kind] += 1
+        new_marks += [(a + shift, b + shift, c, d, k) for a, b, c, d, k in marks[mi:]]
+        parts.append(self.text[pos:])
+        self.text = "".join(parts)
+        self.marks = new_marks
+
+
+def _scan(text: str) -> _Scan:
+    scan = _Scan(text)
+
+    def whole(kind: PiiKind) -> Callable[[re.Match[str]], list[_Hit]]:
+        return lambda m: [(m.start(), m.end(), kind)]
+
+    scan.apply(_EMAIL_RE, whole(PiiKind.EMAIL))
+    scan.apply(_SPOKEN_EMAIL_RE, whole(PiiKind.EMAIL))
+    scan.apply(_CUED_EMAIL_RE, lambda m: [(m.start("address"), m.end(), PiiKind.EMAIL)])
+    scan.apply(_LONG_DECIMAL_RE, _long_decimal_hits)
+    scan.apply(_DIGIT_RUN_RE, _digit_run_hits)
+    scan.apply(_SPOKEN_RUN_RE, _spoken_run_hits)
+    # Last sweep: digit groups garbled by speech-to-text right after a contact cue.
+    scan.apply(_CUED_DIGITS_RE, _cued_digits_hits)
+    return scan
 
 
 # --------------------------------------------------------------------------------------
@@ -176,6 +457,8 @@ _CUE_RE = re.compile(
 )
 _CUE_WINDOW_WORDS = 5
 _SENTENCE_END_RE = re.compile(r"[.?!。]\s")
+# What any finding is made of: a digit, a number word, or an email's "@" / "at" / "dot".
+_HINT_RE = re.compile(rf"\d|@|\b(?:at|dot|{_NUM_WORD})\b", re.IGNORECASE)
 
 
 def _cue_kind(before: str) -> PiiKind | None:
@@ -216,19 +499,17 @@ _CUED_DIGITS_RE = re.compile(
 )
 
 
-def _replace_cued_digits(match: re.Match[str], counts: Counter[str]) -> str:
+def _cued_digits_hits(match: re.Match[str]) -> list[_Hit]:
     digits = re.sub(r"\D", "", match.group("digits"))
     if len(digits) < 5 or _AMOUNT_AFTER_RE.match(match.string, match.end()):
-        return match.group(0)
+        return []
     kind = _cue_kind(match.string[: match.start("digits")]) or PiiKind.PHONE
-    counts[kind] += 1
-    return match.group("cue") + kind.placeholder
+    return [(match.start("digits"), match.end("digits"), kind)]
 
 
-def _replace_long_decimal(match: re.Match[str], counts: Counter[str]) -> str:
+def _long_decimal_hits(match: re.Match[str]) -> list[_Hit]:
     kind = _cue_kind(match.string[: match.start()]) or PiiKind.NUMBER
-    counts[kind] += 1
-    return kind.placeholder
+    return [(match.start(), match.end(), kind)]
 
 
 # --------------------------------------------------------------------------------------
@@ -436,29 +717,18 @@ def _weak_kind(run: str, before: str, after: str) -> PiiKind | None:
     return kind
 
 
-def _replace_digit_run(m: re.Match[str], counts: Counter[str]) -> str:
+def _digit_run_hits(m: re.Match[str]) -> list[_Hit]:
     run = m.group()
     if _is_date(run):
-        return run
+        return []
     kind = _strong_kind(run, allow_local=True)
     if kind is not None:
-        counts[kind] += 1
-        return kind.placeholder
+        return [(m.start(), m.end(), kind)]
     segments = _segment(run)
     if segments is not None:
-        pieces: list[str] = []
-        pos = 0
-        for start, end, seg_kind in segments:
-            pieces += [run[pos:start], seg_kind.placeholder]
-            counts[seg_kind] += 1
-            pos = end
-        pieces.append(run[pos:])
-        return "".join(pieces)
+        return [(m.start() + start, m.start() + end, kind) for start, end, kind in segments]
     kind = _weak_kind(run, m.string[: m.start()], m.string[m.end() :])
-    if kind is None:
-        return run
-    counts[kind] += 1
-    return kind.placeholder
+    return [] if kind is None else [(m.start(), m.end(), kind)]
 
 
 # --------------------------------------------------------------------------------------
@@ -551,12 +821,12 @@ def _spoken_chunks(tokens: list[str]) -> list[str]:
     return chunks
 
 
-def _replace_spoken_run(m: re.Match[str], counts: Counter[str]) -> str:
+def _spoken_run_hits(m: re.Match[str]) -> list[_Hit]:
     run = m.group()
     tokens = [t.group() for t in _TOKEN_RE.finditer(run)]
     # Pure digit runs were already judged by the digit pass; leave its decision alone.
     if all(t[0].isdigit() for t in tokens):
-        return run
+        return []
     chunks = _spoken_chunks(tokens)
     n_digits = sum(len(c) for c in chunks)
     # A single chunk is one quantity ("one hundred thousand"), not a dictated identifier.
@@ -564,7 +834,6 @@ def _replace_spoken_run(m: re.Match[str], counts: Counter[str]) -> str:
         len(chunks) >= 2 and n_digits >= _MIN_SPOKEN_DIGITS
     )
     if not long_enough or _AMOUNT_AFTER_RE.match(m.string, m.end()):
-        return run
+        return []
     kind = _cue_kind(m.string[: m.start()]) or PiiKind.NUMBER
-    counts[kind] += 1
-    return kind.placeholder
+    return [(m.start(), m.end(), kind)]

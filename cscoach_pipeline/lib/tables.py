@@ -39,12 +39,12 @@ consultations = Table(
     Column("stt_engine", String(40), comment="faster-whisper | openai-whisper | null for text"),
     Column("stt_model", Text, comment="Whisper model name or path"),
     Column("uploaded_at", DateTime(timezone=True), comment="object's modification time"),
-    Column("agent_id", String(200), comment="from sidecar, object metadata or key pattern"),
+    Column("agent_id", Text, comment="from sidecar, object metadata or key pattern"),
     Column("agent_name", Text),
-    Column("team", String(200)),
-    Column("channel", String(40), comment="contact channel: phone, chat, video, email..."),
-    Column("customer_id", String(200)),
-    Column("call_direction", String(20), comment="inbound | outbound | ..."),
+    Column("team", Text),
+    Column("channel", Text, comment="contact channel: phone, chat, video, email..."),
+    Column("customer_id", Text),
+    Column("call_direction", Text, comment="inbound | outbound | ..."),
     Column("recorded_at", DateTime(timezone=True), comment="when the conversation happened"),
     Column("context_sources", JSON, comment="field -> sidecar | object_metadata | key_pattern"),
     Column("artifacts_prefix", Text, comment="where derived artifacts of this consultation live"),
@@ -66,6 +66,14 @@ consultation_status = Table(
     Column("stage", String(40), comment="last pipeline step that ran (asset name)"),
     Column("error", Text, comment="readable reason; null on success"),
     Column("run_id", String(64), comment="Dagster run that set this status"),
+    Column("attempt", Integer, comment="run attempt for this version (1 = first run)"),
+    Column(
+        "failure_kind",
+        String(16),
+        comment="input (the file: never retried) | outage (infrastructure: retried) | "
+        "superseded | cancelled",
+    ),
+    Column("next_attempt_at", DateTime(timezone=True), comment="when an outage is retried"),
     Column("updated_at", DateTime(timezone=True), nullable=False),
 )
 

@@ -27,6 +27,9 @@ from cscoach_pipeline.lib.errors import ConsultationInputError
 from cscoach_pipeline.lib.transcript import Segment, Speaker, Transcript
 
 __all__ = [
+    "DEFAULT_MAX_CHAT_CHARS",
+    "DEFAULT_MAX_CHAT_SEGMENTS",
+    "MAX_JSON_DEPTH",
     "TEXT_EXTENSIONS",
     "TextImportError",
     "decode_text",
@@ -35,6 +38,15 @@ __all__ = [
 ]
 
 TEXT_EXTENSIONS = frozenset({".txt", ".md", ".json", ".srt", ".vtt"})
+
+# A real consultation is a few hundred messages; a 50 MB export (832,202 messages) took 2 GB
+# of memory and 455 s of analysis while every other consultation waited.
+DEFAULT_MAX_CHAT_SEGMENTS = 20_000
+DEFAULT_MAX_CHAT_CHARS = 2_000_000
+# Chat exports nest a few levels; deeper JSON is hostile and would exhaust the stack.
+MAX_JSON_DEPTH = 100
+# No encoding we read spends more than 4 bytes on a character.
+_MAX_BYTES_PER_CHAR = 4
 
 
 class TextImportError(ConsultationInputError, ValueError):
@@ -432,7 +444,7 @@ def _split_line(raw: str, agent_names: Sequence[str]) -> _Line | None:
     return _Line(speaker, rest, time)
 
 
-def _parse_lines(text: str, agent_names: Sequence[str]) -> list[Segment]:
+def _parse_lines(text: str, agent_names: Sequence[str], max_segments: int) -> list[Segment]:
     lines = [ln for ln in (_split_line(raw, agent_names) for raw in text.split("\n")) if ln]
     has_dated = bool(re.search(rf"^\W*{_DATE}[ T]", text, re.MULTILINE))
     labelled = any(ln.speaker is not None for ln in lines)
@@ -451,6 +463,8 @@ def _parse_lines(text: str, agent_names: Sequence[str]) -> list[Segment]:
             groups.append((Speaker.UNKNOWN, [ln.text], ln.time))
 
     groups = [g for g in groups if " ".join(g[1]).strip()]
+    if len(groups) > max_segments:  # before any Segment is built
+        raise _too_many_segments(max_segments)
     times = _rebase_wall_clock([g[2] for g in groups], absolute=has_dated)
     segments: list[Segment] = []
     for i, ((speaker, parts, _), start) in enumerate(zip(groups, times, strict=True)):
@@ -476,9 +490,30 @@ _NO_MESSAGES = "JSON chat export has no messages: expected a list or an object w
 )
 
 
+_JSON_STRING_RE = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"')
+_JSON_BRACKET_RE = re.compile(r"[\[\]{}]")
+
+
+def _json_too_deep(text: str) -> bool:
+    """Whether arrays/objects nest deeper than MAX_JSON_DEPTH (strings are skipped)."""
+    if text.count("[") + text.count("{") <= MAX_JSON_DEPTH:
+        return False
+    depth = 0
+    for m in _JSON_BRACKET_RE.finditer(_JSON_STRING_RE.sub('""', text)):
+        depth += 1 if m.group() in "[{" else -1
+        if depth > MAX_JSON_DEPTH:
+            return True
+    return False
+
+
 def _load_json(text: str) -> Any:
+    too_deep = TextImportError(f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
+    if _json_too_deep(text):
+        raise too_deep
     try:
         return json.loads(text)
+    except RecursionError:
+        raise too_deep from None
     except json.JSONDecodeError as exc:
         if exc.msg == "Extra data":
             # JSON Lines: one message object per line.
@@ -568,7 +603,14 @@ def _first_time(msg: dict[str, Any], keys: Sequence[str]) -> tuple[float, bool] 
     return None
 
 
-def _parse_json(text: str, agent_names: Sequence[str]) -> list[Segment]:
+def _too_many_segments(limit: int) -> TextImportError:
+    return TextImportError(
+        f"chat is too long: more than {limit:,} messages (the limit is set by "
+        "CSCOACH_MAX_CHAT_SEGMENTS)"
+    )
+
+
+def _parse_json(text: str, agent_names: Sequence[str], max_segments: int) -> list[Segment]:
     messages = _find_messages(_load_json(text))
     if messages is None:
         raise TextImportError(_NO_MESSAGES)
@@ -582,6 +624,8 @@ def _parse_json(text: str, agent_names: Sequence[str]) -> list[Segment]:
             recognised += 1
             line = _split_line(msg, agent_names)
             if line and line.text:
+                if len(rows) >= max_segments:
+                    raise _too_many_segments(max_segments)
                 rows.append((line.speaker or Speaker.UNKNOWN, line.text, None, None))
             continue
         if not isinstance(msg, dict) or not any(k in msg for k in _JSON_TEXT_KEYS):
@@ -590,6 +634,8 @@ def _parse_json(text: str, agent_names: Sequence[str]) -> list[Segment]:
         body = next(_json_text(msg[k]) for k in _JSON_TEXT_KEYS if k in msg)
         if not body:
             continue  # typing indicators, attachments, system events without text
+        if len(rows) >= max_segments:
+            raise _too_many_segments(max_segments)
         rows.append(
             (
                 _json_speaker(msg, agent_names),
@@ -670,7 +716,9 @@ def _cue_speaker_and_text(
     return out
 
 
-def _parse_subtitles(text: str, agent_names: Sequence[str], kind: str) -> list[Segment]:
+def _parse_subtitles(
+    text: str, agent_names: Sequence[str], kind: str, max_segments: int
+) -> list[Segment]:
     blocks = [b.split("\n") for b in re.split(r"\n[ \t]*\n", text.strip("\n"))]
     segments: list[Segment] = []
     cue_no = 0
@@ -718,6 +766,8 @@ def _parse_subtitles(text: str, agent_names: Sequence[str], kind: str) -> list[S
         if end < start:
             raise TextImportError(f"cue {label} has malformed timing: it ends before it starts")
         for speaker, body in _cue_speaker_and_text(lines[timing_index + 1 :], agent_names):
+            if len(segments) >= max_segments:
+                raise _too_many_segments(max_segments)
             segments.append(Segment(start_s=start, end_s=end, speaker=speaker, text=body))
     return segments
 
@@ -738,22 +788,33 @@ def _sniff_format(text: str, extension: str) -> str:
     if len(first) >= 2 and first[0].strip().isdigit() and _TIMING_RE.match(first[1]):
         return ".srt"
     if head[:1] in "[{":
+        if _json_too_deep(head):
+            return ".json"  # so that the reason is the nesting, not "no dialogue"
         try:
             json.loads(head)
-        except ValueError:
+        except (ValueError, RecursionError):
             return extension
         return ".json"
     return extension
 
 
 def parse_text_consultation(
-    data: bytes, extension: str, agent_names: Sequence[str] = ()
+    data: bytes,
+    extension: str,
+    agent_names: Sequence[str] = (),
+    *,
+    max_segments: int = DEFAULT_MAX_CHAT_SEGMENTS,
+    max_chars: int = DEFAULT_MAX_CHAT_CHARS,
 ) -> Transcript:
     """Parse a text consultation file into a Transcript (``source="text"``).
 
     ``extension`` is the file's suffix (".txt", "txt", ".VTT" all work); ``agent_names`` are
     names that should be read as the agent when used as speaker labels. Raises
     :class:`TextImportError` with a user-readable reason when the file cannot be used.
+
+    A chat longer than ``max_chars`` characters (checked on the bytes before decoding, then
+    on the text before parsing) or with more than ``max_segments`` messages (checked while
+    parsing) is refused, so memory and analysis time stay bounded.
     """
     ext = extension.strip().lower()
     if not ext.startswith("."):
@@ -763,18 +824,28 @@ def parse_text_consultation(
             f"unsupported text format '{ext}': expected one of {', '.join(sorted(TEXT_EXTENSIONS))}"
         )
 
+    too_long = (
+        "chat is too long: {} more than the {:,} characters allowed (the limit is set by "
+        "CSCOACH_MAX_CHAT_CHARS)"
+    )
+    if len(data) > max_chars * _MAX_BYTES_PER_CHAR:
+        raise TextImportError(too_long.format(f"its {len(data):,} bytes hold", max_chars))
     text, _encoding = decode_text(data)
+    if len(text) > max_chars:
+        raise TextImportError(too_long.format(f"{len(text):,} characters,", max_chars))
     kind = _sniff_format(text, ext)
     if kind == ".json":
-        segments = _parse_json(text, agent_names)
+        segments = _parse_json(text, agent_names, max_segments)
     elif kind in (".srt", ".vtt"):
-        segments = _parse_subtitles(text, agent_names, kind)
+        segments = _parse_subtitles(text, agent_names, kind, max_segments)
     else:
-        segments = _parse_lines(text, agent_names)
+        segments = _parse_lines(text, agent_names, max_segments)
 
     segments = [s for s in segments if s.text.strip()]
     if not segments:
         raise TextImportError("no dialogue found in text")
+    if len(segments) > max_segments:
+        raise _too_many_segments(max_segments)
 
     # The last timing we know bounds the consultation; untimed text has no duration.
     ends = [t for s in segments for t in (s.end_s, s.start_s) if t is not None]

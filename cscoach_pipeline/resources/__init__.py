@@ -10,12 +10,14 @@ from dagster import EnvVar
 from ..settings import Settings
 from .analyzer import AnalyzerResource
 from .bucket import BucketResource
+from .recovery import RecoveryResource
 from .speech_to_text import SpeechToTextResource
 from .warehouse import WarehouseResource
 
 __all__ = [
     "AnalyzerResource",
     "BucketResource",
+    "RecoveryResource",
     "SpeechToTextResource",
     "WarehouseResource",
     "build_resources",
@@ -34,11 +36,18 @@ def build_resources(settings: Settings) -> dict[str, Any]:
             incoming_prefix=settings.incoming_prefix,
             artifacts_prefix=settings.artifacts_prefix,
             max_file_bytes=settings.max_file_bytes,
+            max_chat_segments=settings.max_chat_segments,
+            max_chat_chars=settings.max_chat_chars,
             key_pattern=settings.key_pattern,
             supabase_url=os.environ.get("SUPABASE_URL") or None,
             supabase_key=supabase_key,
         ),
         "warehouse": WarehouseResource(url=settings.warehouse_url),
+        "recovery": RecoveryResource(
+            max_attempts=settings.max_attempts,
+            backoff_base_s=settings.retry_backoff_s,
+            stale_after_s=settings.stale_after_s,
+        ),
         "speech_to_text": SpeechToTextResource(
             engine=settings.stt_engine,
             model=settings.whisper_model,

@@ -8,6 +8,7 @@ from typing import Any
 from dagster import ConfigurableResource
 from pydantic import Field
 
+from ..lib.text_import import DEFAULT_MAX_CHAT_CHARS, DEFAULT_MAX_CHAT_SEGMENTS
 from .storage import ObjectStore, open_object_store
 
 
@@ -16,6 +17,12 @@ class BucketResource(ConfigurableResource):
     incoming_prefix: str = "incoming/"
     artifacts_prefix: str = "artifacts/"
     max_file_bytes: int = Field(default=2 * 1024**3, description="larger originals are failed")
+    max_chat_segments: int = Field(
+        default=DEFAULT_MAX_CHAT_SEGMENTS, description="chats with more messages are failed"
+    )
+    max_chat_chars: int = Field(
+        default=DEFAULT_MAX_CHAT_CHARS, description="longer chats (characters) are failed"
+    )
     key_pattern: str = Field(
         default="", description="folders naming fields, e.g. incoming/{team}/{agent_id}/"
     )

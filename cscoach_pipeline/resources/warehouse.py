@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -11,8 +12,21 @@ from typing import Any
 import pandas as pd
 from dagster import ConfigurableResource
 from pydantic import Field
-from sqlalchemy import Engine, Table, and_, create_engine, event, inspect, select, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import (
+    URL,
+    Engine,
+    String,
+    Table,
+    Text,
+    and_,
+    create_engine,
+    event,
+    inspect,
+    select,
+    text,
+)
+from sqlalchemy.engine import ExceptionContext, make_url
+from sqlalchemy.exc import DBAPIError
 
 from ..lib import tables
 
@@ -23,14 +37,21 @@ def utcnow() -> datetime:
 
 @lru_cache(maxsize=8)
 def warehouse_engine(url: str) -> Engine:
-    """One engine (and pool) per URL per process; creates the schema on first use."""
-    parsed = make_url(url)
+    """One engine (and pool) per URL per process; creates the schema on first use.
+
+    Errors never carry row values: SQLAlchemy leaves the parameters out (`hide_parameters`)
+    and `_hide_row_values` trims what the server adds about the row."""
+    parsed = _with_driver(make_url(url))
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         # The pool hands a connection to one thread at a time; Dagster evaluates sensors and
         # steps in worker threads, so connections must not be pinned to their creator.
-        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+        engine = create_engine(
+            parsed,
+            connect_args={"timeout": 30, "check_same_thread": False},
+            hide_parameters=True,
+        )
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -42,11 +63,45 @@ def warehouse_engine(url: str) -> Engine:
             cursor.execute("PRAGMA synchronous=NORMAL")
             cursor.close()
     else:
-        engine = create_engine(url, pool_pre_ping=True)
+        engine = create_engine(parsed, pool_pre_ping=True, hide_parameters=True)
+    event.listen(engine, "handle_error", _hide_row_values)
     tables.metadata.create_all(engine)
     add_missing_columns(engine)
+    widen_text_columns(engine)
     create_views(engine)
     return engine
+
+
+def _with_driver(url: URL) -> URL:
+    """`postgresql://` (as documented, and `postgres://` as many hosts print it) means
+    psycopg2. SQLAlchemy 2.1 would pick psycopg 3 for a driver-less URL; psycopg2-binary is
+    the driver this project already ships and tests, so a second one is not added just to
+    honour the default. An explicit `postgresql+<driver>://` is left as it is."""
+    if url.drivername in ("postgresql", "postgres"):
+        return url.set(drivername="postgresql+psycopg2")
+    return url
+
+
+def _hide_row_values(context: ExceptionContext) -> None:
+    """Database errors are shown to users (Dagster UI, `consultation_status.error`, logs), so
+    keep only the driver's first line: it names the constraint, column or type. PostgreSQL
+    adds the row after it ("DETAIL: Failing row contains (...)", "LINE 1: INSERT ... VALUES
+    ('...')"), and a data error quotes the rejected value ("invalid input syntax for type
+    integer: \"...\""), which is hidden too."""
+    orig = context.original_exception
+    error = context.sqlalchemy_exception
+    if not isinstance(error, DBAPIError) or orig is None:
+        return
+    full = str(orig)
+    message = full.strip().split("\n", 1)[0]
+    if str(getattr(orig, "pgcode", "") or "").startswith("22"):  # SQLSTATE class 22: data
+        message = _QUOTED_RE.sub('"(hidden)"', message)
+    if message != full:
+        orig.args = (message,)  # the driver's exception is shown as the cause
+        error.args = (f"({type(orig).__module__}.{type(orig).__name__}) {message}",)
+
+
+_QUOTED_RE = re.compile(r'"[^"]*"')
 
 
 def create_views(engine: Engine) -> None:
@@ -72,6 +127,35 @@ def add_missing_columns(engine: Engine) -> None:
                     continue
                 kind = column.type.compile(dialect=engine.dialect)
                 conn.execute(text(f'ALTER TABLE {table.name} ADD COLUMN "{column.name}" {kind}'))
+
+
+def widen_text_columns(engine: Engine) -> None:
+    """Columns that are `Text` now were `varchar(N)` in older releases; PostgreSQL enforces N
+    (a longer sidecar value failed the consultation), so widen them in place. SQLite never
+    enforces a length: nothing to do there."""
+    if engine.dialect.name != "postgresql":
+        return
+    existing = inspect(engine)
+    widen: list[tuple[str, str]] = []
+    for table in tables.metadata.sorted_tables:
+        present = {c["name"]: c["type"] for c in existing.get_columns(table.name)}
+        for column in table.columns:
+            old = present.get(column.name)
+            if (
+                isinstance(column.type, Text)
+                and isinstance(old, String)
+                and not isinstance(old, Text)
+                and old.length is not None
+            ):
+                widen.append((table.name, column.name))
+    if not widen:
+        return
+    with engine.begin() as conn:
+        # A view fixes its columns' types: drop ours (create_views makes them again) first.
+        for name in reversed(list(tables.VIEWS)):
+            conn.execute(text(f"DROP VIEW IF EXISTS {name}"))
+        for table_name, column_name in widen:
+            conn.execute(text(f'ALTER TABLE {table_name} ALTER COLUMN "{column_name}" TYPE TEXT'))
 
 
 class WarehouseResource(ConfigurableResource):
@@ -109,7 +193,12 @@ class WarehouseResource(ConfigurableResource):
         stage: str | None = None,
         error: str | None = None,
         run_id: str | None = None,
+        attempt: int | None = None,
+        failure_kind: str | None = None,
+        next_attempt_at: datetime | None = None,
     ) -> None:
+        """Every column is written each time, so a new version or a new attempt never
+        inherits an older attempt's reason or retry time."""
         self.upsert(
             tables.consultation_status,
             {"consultation_id": consultation_id},
@@ -119,6 +208,9 @@ class WarehouseResource(ConfigurableResource):
                 "stage": stage,
                 "error": error,
                 "run_id": run_id,
+                "attempt": attempt,
+                "failure_kind": failure_kind,
+                "next_attempt_at": next_attempt_at,
                 "updated_at": utcnow(),
             },
         )
@@ -151,3 +243,74 @@ def _utc_values(row: Mapping[str, Any]) -> dict[str, Any]:
 
 def _where(table: Table, match: Mapping[str, Any]) -> Any:
     return and_(*(table.c[name] == value for name, value in match.items()))
+
+
+def _status_columns() -> Any:
+    return tables.consultation_status.c
+
+
+def recovery_candidates(
+    warehouse: WarehouseResource, *, now: datetime, stale_before: datetime, limit: int
+) -> list[dict[str, Any]]:
+    """Status rows the recovery sensor looks at: `queued`/`processing` rows untouched since
+    `stale_before`, re-queue requests that are due, and outages whose retry time has come."""
+    from sqlalchemy import or_
+
+    c = _status_columns()
+    query = (
+        select(tables.consultation_status)
+        .where(
+            or_(
+                and_(c.status.in_(("queued", "processing")), c.updated_at < stale_before),
+                and_(c.status == "queued", c.next_attempt_at <= now),
+                and_(c.status == "failed", c.failure_kind == "outage", c.next_attempt_at <= now),
+            )
+        )
+        .order_by(c.updated_at)
+        .limit(limit)
+    )
+    with warehouse.engine.connect() as conn:
+        return [dict(row._mapping) for row in conn.execute(query)]
+
+
+def mark_for_requeue(
+    warehouse: WarehouseResource,
+    *,
+    statuses: Sequence[str],
+    ids: Sequence[str] = (),
+    failure_kinds: Sequence[str] = (),
+    dry_run: bool = False,
+) -> list[str]:
+    """Flag consultations for a fresh run (the recovery sensor launches it on its next
+    tick); attempts start again from 1. Returns the consultation ids selected."""
+    c = _status_columns()
+    allowed = [s for s in statuses if s in ("failed", "no_speech", "succeeded", "queued")]
+    where = [c.status.in_(allowed)]
+    if ids:
+        where.append(c.consultation_id.in_(list(ids)))
+    if failure_kinds:
+        where.append(c.failure_kind.in_(list(failure_kinds)))
+    with warehouse.engine.begin() as conn:
+        selected = [
+            row[0]
+            for row in conn.execute(
+                select(c.consultation_id).where(*where).order_by(c.consultation_id)
+            )
+        ]
+        if selected and not dry_run:
+            now = utcnow()
+            for start in range(0, len(selected), 500):
+                conn.execute(
+                    tables.consultation_status.update()
+                    .where(c.consultation_id.in_(selected[start : start + 500]))
+                    .values(
+                        status="queued",
+                        stage="requeue",
+                        error=None,
+                        attempt=0,
+                        failure_kind=None,
+                        next_attempt_at=now,
+                        updated_at=now,
+                    )
+                )
+    return selected

@@ -7,8 +7,16 @@ tick lists the prefix in key order (the one cost that grows with the bucket; a l
 outlasts its budget resumes on the next tick), then works only on new or changed objects:
 never a download or a hash of an unchanged one. No timestamp high-water mark is used, so
 equal timestamps, keys that are not time-ordered and uploads that finish late are all caught.
+
+No single object stops a tick: whatever goes wrong while admitting one object becomes that
+object's status, and the others go on. Every run requested comes with its partition in the
+same result, and a `queued` consultation whose partition or run never appeared (a tick that
+died halfway) is requested again, so the inventory, the partitions and the runs converge.
+Status rows, run tags and log lines show `display_key` (PII in file names redacted); only the
+internal `bucket_objects` inventory keeps the real key, which the steps open.
 """
 
+import hashlib
 import json
 import time
 from collections.abc import Callable
@@ -30,21 +38,22 @@ from sqlalchemy import select
 from ..jobs import process_consultation_job
 from ..lib import tables
 from ..lib.file_types import SIDECAR_SUFFIX, guess_file_type, is_ignored, unsupported_reason
-from ..lib.partition_keys import consultation_id_for
+from ..lib.partition_keys import consultation_id_for, display_key
+from ..lib.pii import redact_text
 from ..partitions import consultation_partitions
 from ..resources.bucket import BucketResource
 from ..resources.storage import ObjectStore, StorageError, StoredObject
 from ..resources.warehouse import WarehouseResource, utcnow
 from ..settings import load_settings
 
-# A queued consultation whose run never appeared (e.g. the daemon died mid-tick) is requested
-# again after this long; Dagster drops the duplicate if the run does exist (same run_key).
-REQUEUE_AFTER = timedelta(minutes=2)
 # The cursor remembers at most this many not-yet-settled objects; the rest settle by age.
 MAX_PENDING_IN_CURSOR = 1000
 # Dagster cancels a tick after 60 s: stop admitting well before, whatever the listing took.
 TICK_HARD_LIMIT_S = 50.0
 MIN_ADMISSION_S = 5.0
+# Queued consultations checked per tick for a missing partition (a tick that died between
+# recording them and returning its result); the recovery sensor handles runs that never came.
+MAX_PARTITION_CHECKS = 200
 
 
 @dataclass(slots=True)
@@ -72,6 +81,7 @@ class TickPlan:
             "deferred": 0,
             "deleted": 0,
             "unreadable": 0,
+            "failed": 0,
         }
     )
 
@@ -90,6 +100,7 @@ class BucketScanner:
         tick_budget_s: float,
         list_budget_s: float,
         log: Any,
+        has_partition: Callable[[str], bool] | None = None,
     ) -> None:
         self.store = store
         self.bucket = bucket
@@ -101,6 +112,7 @@ class BucketScanner:
         self.list_budget_s = list_budget_s
         self.deadline = self.started + tick_budget_s
         self.log = log
+        self.has_partition = has_partition
         self.known = self._load_inventory()
         # Content index for duplicate detection across keys.
         self.active_by_fingerprint = {
@@ -159,17 +171,22 @@ class BucketScanner:
             except (StorageError, OSError) as exc:
                 # The store hiccupped on this object (or it is unreadable): leave it out of
                 # the inventory so the next tick retries it; never mark it processed.
-                reason = f"the bucket could not read this file ({exc}); retrying every tick"
-                self.log.warning(f"{obj.key}: {reason}")
-                self.warehouse.set_status(
-                    consultation_id_for(obj.key, self.bucket.incoming_prefix),
-                    obj.key,
-                    "failed",
-                    stage="sensor",
-                    error=reason,
-                )
-                plan.pending[obj.key] = token
+                self._admission_failed(
+                    obj, token, known, plan,
+                    f"the bucket could not read this file ({_readable(exc)}); retrying every tick",
+                )  # fmt: skip
                 plan.counts["unreadable"] += 1
+            except Exception as exc:
+                # Anything else about this one object (its name, its shape, a row the
+                # warehouse refuses): its own failure, and the tick goes on with the others.
+                # It costs no run budget, so broken objects never starve the good ones.
+                self.budget += 1
+                self._admission_failed(
+                    obj, token, known, plan,
+                    f"the sensor could not admit this file ({type(exc).__name__}: "
+                    f"{_readable(exc)}); retrying every tick",
+                )  # fmt: skip
+                plan.counts["failed"] += 1
         listed_keys = {obj.key for obj in objects}
         upper = plan.resume_after  # None: this pass reached the end of the listing
         self._mark_deleted(
@@ -180,7 +197,7 @@ class BucketScanner:
             ),
             plan,
         )
-        self._requeue_stale(plan, now)
+        self._requeue_stale(plan)
         return plan
 
     def _list(
@@ -205,18 +222,58 @@ class BucketScanner:
                 objects.append(obj)
         return objects, sidecars, None
 
+    def _consultation_id(self, key: str, known: KnownObject | None) -> str:
+        # A known object keeps the id it was given (its partition exists under that name),
+        # even after the id rule changed; only new objects get an id from today's rule.
+        if known is not None:
+            return known.consultation_id
+        return consultation_id_for(key, self.bucket.incoming_prefix)
+
+    def _admission_failed(
+        self, obj: StoredObject, token: str, known: KnownObject | None, plan: TickPlan, reason: str
+    ) -> None:
+        try:
+            shown = display_key(obj.key)
+            consultation_id = self._consultation_id(obj.key, known)
+        except Exception:
+            # Even the name rules failed on this key: a status under a hash of it, no name.
+            digest = hashlib.sha1(obj.key.encode("utf-8", "surrogatepass")).hexdigest()[:8]
+            shown = f"{self.bucket.incoming_prefix}(name not shown: {digest})"
+            consultation_id = f"consultation-{digest}"
+        self.log.warning(f"{shown}: {reason}")
+        self.warehouse.set_status(consultation_id, shown, "failed", stage="sensor", error=reason)
+        plan.pending[obj.key] = token
+
+    def _reject(
+        self,
+        obj: StoredObject,
+        token: str,
+        consultation_id: str,
+        fingerprint: str | None,
+        known: KnownObject | None,
+        reason: str,
+        plan: TickPlan,
+    ) -> None:
+        # Status first, inventory second: a tick that dies in between sees the object as new
+        # next time and does it again, never "known" without a status.
+        self.warehouse.set_status(
+            consultation_id, display_key(obj.key), "rejected", stage="sensor", error=reason
+        )
+        self._record(obj.key, token, obj.size, consultation_id, fingerprint, known, "rejected")
+        plan.counts["rejected"] += 1
+
     def _admit(
         self, obj: StoredObject, token: str, known: KnownObject | None, plan: TickPlan
     ) -> None:
-        consultation_id = consultation_id_for(obj.key, self.bucket.incoming_prefix)
+        consultation_id = self._consultation_id(obj.key, known)
         self.budget -= 1
+        if obj.name_problem:
+            self._reject(obj, token, consultation_id, None, known, obj.name_problem, plan)
+            return
         if guess_file_type(obj.key) is None:
-            self._record(obj.key, token, obj.size, consultation_id, None, known, "rejected")
-            self.warehouse.set_status(
-                consultation_id, obj.key, "rejected", stage="sensor",
-                error=unsupported_reason(obj.key),
-            )  # fmt: skip
-            plan.counts["rejected"] += 1
+            self._reject(
+                obj, token, consultation_id, None, known, unsupported_reason(obj.key), plan
+            )
             return
         # Fingerprint only what the pipeline will read (ETag where the store has one, so no
         # download); empty and oversize files fail with their reason in their own run.
@@ -238,21 +295,19 @@ class BucketScanner:
             return
         duplicate_of = self.active_by_fingerprint.get(fingerprint) if fingerprint else None
         if duplicate_of and duplicate_of != consultation_id:
-            self._record(obj.key, token, obj.size, consultation_id, fingerprint, known, "rejected")
-            self.warehouse.set_status(
-                consultation_id, obj.key, "rejected", stage="sensor",
-                error=f"duplicate of consultation {duplicate_of} (identical content)",
-            )  # fmt: skip
-            plan.counts["rejected"] += 1
+            reason = f"duplicate of consultation {duplicate_of} (identical content)"
+            self._reject(obj, token, consultation_id, fingerprint, known, reason, plan)
             return
-        version = self._record(
-            obj.key, token, obj.size, consultation_id, fingerprint, known, "active"
-        )
+        version = max((known.version if known else 0) + 1, 1)
+        request = _run_request(consultation_id, display_key(obj.key), version)
+        # Status first, inventory second (see _reject); the partition and the run travel
+        # together in this tick's result.
+        self.warehouse.set_status(consultation_id, display_key(obj.key), "queued", stage="sensor")
+        self._record(obj.key, token, obj.size, consultation_id, fingerprint, known, "active")
         if fingerprint:
             self.active_by_fingerprint[fingerprint] = consultation_id
-        self.warehouse.set_status(consultation_id, obj.key, "queued", stage="sensor")
         plan.new_partitions.append(consultation_id)
-        plan.run_requests.append(_run_request(consultation_id, obj.key, version))
+        plan.run_requests.append(request)
         plan.counts["changed" if known else "new"] += 1
 
     def _record(
@@ -301,27 +356,44 @@ class BucketScanner:
             self.known[key].state = "deleted"
         plan.counts["deleted"] += len(gone)
 
-    def _requeue_stale(self, plan: TickPlan, now: datetime) -> None:
+    def _requeue_stale(self, plan: TickPlan) -> None:
+        """Request again, with its partition, a `queued` consultation whose partition is
+        missing (a tick that died between recording it and returning its result)."""
         requested = {r.partition_key for r in plan.run_requests}
+        # Status rows show the display key; the inventory, keyed by the real key, has the id.
+        active = {
+            row.consultation_id: (key, row)
+            for key, row in self.known.items()
+            if row.state == "active"
+        }
+        checks_left = MAX_PARTITION_CHECKS
         for status in self.warehouse.fetch_rows(tables.consultation_status, status="queued"):
-            updated = status["updated_at"]
-            if updated.tzinfo is None:
-                updated = updated.replace(tzinfo=UTC)
-            known = self.known.get(status["source_key"])
-            if (
-                now - updated < REQUEUE_AFTER
-                or status["consultation_id"] in requested
-                or not known
-                or known.state != "active"
-            ):
+            consultation_id = status["consultation_id"]
+            if consultation_id in requested or consultation_id not in active:
                 continue
-            plan.run_requests.append(
-                _run_request(status["consultation_id"], status["source_key"], known.version)
-            )
+            if self.has_partition is None or checks_left <= 0:
+                continue
+            checks_left -= 1
+            if self.has_partition(consultation_id):
+                # Its run was requested with it. A run that never appeared or died is the
+                # recovery sensor's (sensors/recovery.py), with a fresh run key.
+                continue
+            key, known = active[consultation_id]
+            requested.add(consultation_id)
+            plan.new_partitions.append(consultation_id)
+            plan.run_requests.append(_run_request(consultation_id, display_key(key), known.version))
 
 
 def _sidecar_part(token: str) -> str:
     return token.partition("|meta:")[2]
+
+
+def _readable(exc: BaseException, limit: int = 300) -> str:
+    """An error as a status reason: its first line only (a database error goes on with the
+    statement and every value), PII redacted (messages quote paths), bounded."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    text = redact_text(display_key(text))
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _run_request(consultation_id: str, source_key: str, version: int) -> RunRequest:
@@ -358,6 +430,9 @@ def consultation_bucket_sensor(
         tick_budget_s=settings.tick_budget_s,
         list_budget_s=settings.list_budget_s,
         log=context.log,
+        has_partition=lambda key: context.instance.has_dynamic_partition(
+            consultation_partitions.name, key
+        ),
     )
     plan = scanner.scan(cursor.get("pending", {}), datetime.now(tz=UTC), cursor.get("resume_after"))
     context.log.info(
@@ -371,10 +446,10 @@ def consultation_bucket_sensor(
     if not plan.run_requests and not plan.new_partitions:
         context.update_cursor(new_cursor)
         return SkipReason(f"no new consultations ({plan.counts})")
+    # Every run's partition is in the same result (Dagster skips those that exist already).
+    partitions = sorted(set(plan.new_partitions) | {r.partition_key for r in plan.run_requests})
     return SensorResult(
         run_requests=plan.run_requests,
-        dynamic_partitions_requests=[
-            consultation_partitions.build_add_request(sorted(set(plan.new_partitions)))
-        ],
+        dynamic_partitions_requests=[consultation_partitions.build_add_request(partitions)],
         cursor=new_cursor,
     )

@@ -1,36 +1,153 @@
-"""Records a failed run's reason on its consultation when the failure bypassed the assets'
-own error handling (process killed, out of memory, run cancelled)."""
+"""Records a failed or cancelled run's true reason on its consultation when the failure
+bypassed the assets' own error handling (worker killed, warehouse down while the step tried
+to record, run cancelled), and schedules outages for a retry with backoff."""
 
-from dagster import DefaultSensorStatus, RunFailureSensorContext, run_failure_sensor
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from dagster import (
+    DagsterEventType,
+    DagsterInstance,
+    DagsterRun,
+    DagsterRunStatus,
+    DefaultSensorStatus,
+    RunFailureSensorContext,
+    RunStatusSensorContext,
+    run_failure_sensor,
+    run_status_sensor,
+)
 
 from ..jobs import process_consultation_job
 from ..lib import tables
-from ..resources.warehouse import WarehouseResource
+from ..lib.partition_keys import display_key
+from ..lib.recovery import (
+    FINAL_STATUSES,
+    VERSION_TAG,
+    FailureKind,
+    RetryPolicy,
+    RunFailure,
+    failure_from_events,
+    outage_message,
+    run_attempt,
+)
+from ..resources.recovery import RecoveryResource
+from ..resources.warehouse import WarehouseResource, utcnow
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    if value is not None and value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value
+
+
+def settle_finished_run(
+    instance: DagsterInstance,
+    warehouse: WarehouseResource,
+    run: DagsterRun,
+    policy: RetryPolicy,
+    run_message: str | None = None,
+) -> str | None:
+    """Give the consultation of a failed or cancelled run its final status and true reason;
+    an outage gets its retry time. Idempotent. Returns the status written, if any."""
+    consultation_id = run.tags.get("dagster/partition")
+    if not consultation_id:
+        return None  # multi-partition runs (backfills) report each consultation themselves
+    inventory = warehouse.fetch_rows(tables.bucket_objects, consultation_id=consultation_id)
+    current = max((r["version"] for r in inventory if r["state"] == "active"), default=None)
+    run_version = run.tags.get(VERSION_TAG)
+    if run_version is not None and current is not None and int(run_version) < current:
+        return None  # superseded: the newer version's run owns the status
+    rows = warehouse.fetch_rows(tables.consultation_status, consultation_id=consultation_id)
+    row = rows[0] if rows else None
+    if row is not None and row["status"] in FINAL_STATUSES:
+        if row["run_id"] != run.run_id:
+            record = instance.get_run_record_by_id(run.run_id)
+            started = record.start_time if record else None
+            updated = _aware(row["updated_at"])
+            if started is None or (updated and updated.timestamp() >= started):
+                return None  # a later outcome (or one recorded outside this run) stands
+        elif row["status"] != "failed" or row["failure_kind"] != FailureKind.OUTAGE:
+            return None  # the step recorded the precise outcome already
+        elif row["next_attempt_at"] is not None or "gave up" in (row["error"] or ""):
+            return None  # already scheduled
+        else:  # an outage recorded by the step: add when it is retried
+            failure = RunFailure(row["error"] or "outage", FailureKind.OUTAGE, row["stage"])
+            return _write(warehouse, row["source_key"], consultation_id, run, failure, policy)
+    if run.status == DagsterRunStatus.CANCELED:
+        failure = RunFailure(
+            "the run was cancelled; re-queue it with `python -m cscoach_pipeline.requeue`",
+            FailureKind.CANCELLED,
+            "run",
+        )
+    else:
+        events = instance.all_logs(run.run_id, of_type=DagsterEventType.STEP_FAILURE)
+        failure = failure_from_events(events, run_message or _run_failure_message(instance, run))
+    if failure.kind == FailureKind.SUPERSEDED:
+        return None
+    source_key = row["source_key"] if row else display_key(run.tags.get("cscoach/source_key", ""))
+    return _write(warehouse, source_key, consultation_id, run, failure, policy)
+
+
+def _write(
+    warehouse: WarehouseResource,
+    source_key: str,
+    consultation_id: str,
+    run: DagsterRun,
+    failure: RunFailure,
+    policy: RetryPolicy,
+) -> str:
+    attempt = run_attempt(run.tags)
+    retry_at = None
+    error = failure.reason
+    if failure.kind == FailureKind.OUTAGE:
+        retry_at = policy.next_attempt_at(attempt, utcnow())
+        error = outage_message(failure.reason, attempt, policy, retry_at)
+    warehouse.set_status(
+        consultation_id,
+        source_key,
+        "failed",
+        stage=failure.stage,
+        error=error,
+        run_id=run.run_id,
+        attempt=attempt,
+        failure_kind=failure.kind.value,
+        next_attempt_at=retry_at,
+    )
+    return "failed"
+
+
+def _run_failure_message(instance: DagsterInstance, run: DagsterRun) -> str | None:
+    failures = instance.all_logs(run.run_id, of_type=DagsterEventType.RUN_FAILURE)
+    return failures[-1].message if failures else None
 
 
 @run_failure_sensor(
     monitored_jobs=[process_consultation_job],
     default_status=DefaultSensorStatus.RUNNING,
-    description="Marks consultations of failed runs as failed with the run's error.",
+    description="Marks consultations of failed runs as failed with the true reason; "
+    "outages are scheduled for a retry.",
 )
 def record_failed_consultation_run(
-    context: RunFailureSensorContext, warehouse: WarehouseResource
+    context: RunFailureSensorContext, warehouse: WarehouseResource, recovery: RecoveryResource
 ) -> None:
-    consultation_id = context.dagster_run.tags.get("dagster/partition")
-    if not consultation_id:
-        return
-    rows = warehouse.fetch_rows(tables.consultation_status, consultation_id=consultation_id)
-    if rows and rows[0]["status"] in ("failed", "succeeded", "no_speech", "rejected"):
-        return  # an asset already recorded the precise outcome
-    source_key = (
-        rows[0]["source_key"] if rows else context.dagster_run.tags.get("cscoach/source_key", "")
+    settle_finished_run(
+        context.instance,
+        warehouse,
+        context.dagster_run,
+        recovery.policy,
+        context.failure_event.message,
     )
-    message = context.failure_event.message or "run failed"
-    warehouse.set_status(
-        consultation_id,
-        source_key,
-        "failed",
-        stage="run",
-        error=f"run failed: {message}",
-        run_id=context.dagster_run.run_id,
-    )
+
+
+@run_status_sensor(
+    run_status=DagsterRunStatus.CANCELED,
+    monitored_jobs=[process_consultation_job],
+    default_status=DefaultSensorStatus.RUNNING,
+    description="Marks consultations of cancelled runs as failed (cancelled), never leaving "
+    "them `processing`.",
+)
+def record_cancelled_consultation_run(
+    context: RunStatusSensorContext, warehouse: WarehouseResource, recovery: RecoveryResource
+) -> None:
+    settle_finished_run(context.instance, warehouse, context.dagster_run, recovery.policy)

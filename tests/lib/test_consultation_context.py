@@ -1,7 +1,8 @@
 """Proves how a consultation's agent/team/customer context is gathered: sidecar JSON (flat or
 under "metadata", common aliases), S3-style object metadata, folder patterns, precedence
 sidecar > object metadata > key pattern, and invalid values dropped with a warning instead of
-failing the consultation."""
+failing the consultation; personal data in free-text fields redacted and ids carrying it
+dropped, lists/objects/booleans rejected, number ids kept, and no warning repeating raw PII."""
 
 from __future__ import annotations
 
@@ -92,3 +93,97 @@ def test_direction_normalised_and_sidecar_names() -> None:
         "incoming/a/call.wav.meta.json",
         "incoming/a/call.meta.json",
     )
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "stored", "kind"),
+    [
+        ("agent_name", "Kim 010-1234-5678", "Kim [PHONE]", "a phone number"),
+        ("team", "cards (lead: kim@example.com)", "cards (lead: [EMAIL])", "an email address"),
+        ("channel", "phone 900101-1234567", "phone [RRN]", "a resident registration number"),
+        ("call_direction", "Inbound 4111 1111 1111 1111", "inbound [CARD]", "a card number"),
+    ],
+)
+def test_pii_in_free_text_fields_is_redacted(
+    field: str, value: str, stored: str, kind: str
+) -> None:
+    context, sources, warnings = merge_context(
+        sidecar={field: value}, object_metadata={}, from_key={}
+    )
+    assert getattr(context, field) == stored
+    assert sources == {field: "sidecar"}
+    assert warnings == [f"redacted {kind} from {field} (sidecar)"]
+
+
+def test_free_text_field_that_is_only_pii_is_dropped() -> None:
+    context, sources, warnings = merge_context(
+        sidecar={"team": "010-1234-5678"}, object_metadata={}, from_key={"agent_name": "a@b.io"}
+    )
+    assert context.team is None and context.agent_name is None and sources == {}
+    assert warnings == [
+        "ignored agent_name from key_pattern: it holds only an email address",
+        "ignored team from sidecar: it holds only a phone number",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("value", "kind"),
+    [
+        ("010-1234-5678", "a phone number"),
+        ("kim@example.com", "an email address"),
+        ("900101-1234567", "a resident registration number"),
+        ("4111111111111111", "a card number"),
+    ],
+)
+def test_id_fields_holding_pii_are_dropped(value: str, kind: str) -> None:
+    context, sources, warnings = merge_context(
+        sidecar={"customer_id": value, "agent_id": "A-7"}, object_metadata={}, from_key={}
+    )
+    assert context.customer_id is None and context.agent_id == "A-7"
+    assert sources == {"agent_id": "sidecar"}
+    assert warnings == [
+        f"ignored customer_id from sidecar: it holds {kind}, and an id must not carry personal data"
+    ]
+
+
+def test_ordinary_ids_and_numbers_stay() -> None:
+    context, _, warnings = merge_context(
+        sidecar={"agent_id": 7, "customer_id": "100234567", "team": "Cards 2"},
+        object_metadata={},
+        from_key={},
+    )
+    # A long customer number is the id itself, not an account number to hide.
+    assert (context.agent_id, context.customer_id, context.team) == ("7", "100234567", "Cards 2")
+    assert warnings == []
+
+
+@pytest.mark.parametrize(
+    ("value", "what"),
+    [(["cards", "loans"], "a list"), ({"name": "cards"}, "an object"), (True, "true/false")],
+)
+def test_non_scalar_values_are_dropped(value: object, what: str) -> None:
+    context, sources, warnings = merge_context(
+        sidecar={"team": value, "agent_name": "Kim"}, object_metadata={}, from_key={}
+    )
+    assert context.team is None and context.agent_name == "Kim"
+    assert sources == {"agent_name": "sidecar"}
+    assert warnings == [f"ignored team from sidecar: expected text or a number, got {what}"]
+
+
+def test_warnings_never_carry_the_raw_value() -> None:
+    phone, email = "010-9876-5432", "lee@example.com"
+    _, _, warnings = merge_context(
+        sidecar={
+            "recorded_at": f"call {phone}",
+            "agent_name": f"Lee {email}",
+            "customer_id": phone,
+            "team": [phone],
+        },
+        object_metadata={},
+        from_key={},
+    )
+    assert len(warnings) == 4
+    text = " ".join(warnings)
+    for raw in (phone, email, "9876", "5432", "lee@"):
+        assert raw not in text
+    assert "ignored recorded_at='call [PHONE]' from sidecar" in text

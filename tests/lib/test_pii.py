@@ -4,7 +4,9 @@ They prove that every PII kind (phone, email, card, RRN, account, spoken number 
 replaced by its typed placeholder in English and Korean context, in typed-chat and in
 Whisper speech-to-text form; that ordinary small numbers, prices, years, times, dates and
 words like "one moment" survive unchanged; that replacement counts are exact; and that
-redaction is idempotent.
+redaction is idempotent; and that ``redact_segments`` redacts numbers and emails split over
+consecutive segments or chat lines (card, phone, RRN, spoken digits) piece by piece, counted
+once, while unrelated numbers in adjacent segments stay.
 """
 
 from __future__ import annotations
@@ -13,7 +15,13 @@ import re
 
 import pytest
 
-from cscoach_pipeline.lib.pii import PiiKind, RedactionResult, redact, redact_text
+from cscoach_pipeline.lib.pii import (
+    PiiKind,
+    RedactionResult,
+    redact,
+    redact_segments,
+    redact_text,
+)
 
 # (input, expected redacted text, expected counts)
 POSITIVE_CASES: list[tuple[str, str, dict[str, int]]] = [
@@ -254,3 +262,140 @@ def test_redacts_speech_to_text_garbled_pii(text: str, expected: str) -> None:
 )
 def test_garbled_pii_rules_leave_ordinary_text(text: str) -> None:
     assert redact_text(text) == text
+
+
+# --------------------------------------------------------------------------------------
+# Across segment and line boundaries
+# --------------------------------------------------------------------------------------
+
+
+def _texts(results: list[RedactionResult]) -> list[str]:
+    return [r.text for r in results]
+
+
+def _total(results: list[RedactionResult]) -> dict[str, int]:
+    totals: dict[str, int] = {}
+    for r in results:
+        for kind, n in r.counts.items():
+            totals[kind] = totals.get(kind, 0) + n
+    return totals
+
+
+def test_card_dictated_over_three_segments() -> None:
+    results = redact_segments(
+        ["my card is 4111", "1111 1111", "1111"],
+        starts=[0.0, 2.1, 4.0],
+        ends=[2.0, 3.9, 5.0],
+        speakers=["customer"] * 3,
+    )
+    assert _texts(results) == ["my card is [CARD]", "[CARD]", "[CARD]"]
+    # One card, counted once, in the segment where it starts.
+    assert [r.counts for r in results] == [{"CARD": 1}, {}, {}]
+
+
+def test_card_pieces_around_a_backchannel_of_the_other_speaker() -> None:
+    results = redact_segments(
+        ["my card is 4111 1111", "mm-hmm", "1111 1111"],
+        starts=[0.0, 2.0, 3.0],
+        ends=[2.0, 2.5, 5.0],
+        speakers=["customer", "agent", "customer"],
+    )
+    assert _texts(results) == ["my card is [CARD]", "mm-hmm", "[CARD]"]
+    assert _total(results) == {"CARD": 1}
+
+
+def test_phone_over_two_untimed_chat_lines() -> None:
+    results = redact_segments(["제 번호는 010-1234", "5678 입니다"], speakers=["customer"] * 2)
+    assert _texts(results) == ["제 번호는 [PHONE]", "[PHONE] 입니다"]
+    assert _total(results) == {"PHONE": 1}
+
+
+def test_one_digit_group_per_line() -> None:
+    results = redact_segments(["010", "9876", "5432", "thanks"])
+    assert _texts(results) == ["[PHONE]", "[PHONE]", "[PHONE]", "thanks"]
+    assert _total(results) == {"PHONE": 1}
+
+
+@pytest.mark.parametrize(
+    "texts", [["주민번호는 900101-", "1234567 입니다"], ["주민번호는 900101", "-1234567 입니다"]]
+)
+def test_rrn_split_at_the_hyphen(texts: list[str]) -> None:
+    results = redact_segments(texts)
+    assert _texts(results) == ["주민번호는 [RRN]", "[RRN] 입니다"]
+    assert _total(results) == {"RRN": 1}
+
+
+def test_spoken_digits_split_over_segments() -> None:
+    texts = ["my phone number is zero one zero", "one two three four", "five six seven eight."]
+    # On their own, no piece is long enough to be a number.
+    assert [redact_text(t) for t in texts] == texts
+    results = redact_segments(texts, starts=[0.0, 3.0, 6.0], ends=[3.0, 6.0, 9.0])
+    assert _texts(results) == ["my phone number is [PHONE]", "[PHONE]", "[PHONE]."]
+    assert _total(results) == {"PHONE": 1}
+    assert all(_NUMBER_WORD_RE.search(t) is None for t in _texts(results))
+
+
+def test_spoken_email_split_over_segments() -> None:
+    results = redact_segments(["it is john dot smith at", "example dot com"])
+    assert _texts(results) == ["it is [EMAIL]", "[EMAIL]"]
+
+
+def test_cue_in_the_previous_segment_types_the_number() -> None:
+    # "1234567" alone is a 7-digit amount-like group; after "my number is" it is a phone.
+    assert redact_text("1234567") == "1234567"
+    results = redact_segments(["my number is", "1234567"])
+    assert _texts(results) == ["my number is", "[PHONE]"]
+
+
+def test_whisper_spacing_is_kept_around_pieces() -> None:
+    results = redact_segments([" my card is 4111 ", " 1111 1111", "1111.  "])
+    assert _texts(results) == [" my card is [CARD] ", " [CARD]", "[CARD].  "]
+
+
+@pytest.mark.parametrize(
+    "texts",
+    [
+        ["We have 1234", "5678 customers"],  # would be an 8-digit account if joined
+        ["room 12", "34 56 left"],  # would be a 6-digit number
+        ["I paid 300", "2000 was the deposit"],  # would be a local phone 300-2000
+        ["see you at 10:30", "2 people are coming"],
+        ["it costs $49.99", "15 minutes"],
+        ["since 2023", "2024 was better"],
+    ],
+)
+def test_unrelated_numbers_in_adjacent_segments_stay(texts: list[str]) -> None:
+    results = redact_segments(texts)
+    assert _texts(results) == texts
+    assert _total(results) == {}
+
+
+def test_segments_far_apart_in_time_are_not_joined() -> None:
+    texts = ["my card is 4111", "1111 1111 1111"]
+    results = redact_segments(texts, starts=[0.0, 60.0], ends=[2.0, 62.0])
+    assert _texts(results)[0] == "my card is 4111"
+    # The second piece is still redacted on its own rules (a 12-digit run).
+    assert _texts(results)[1] == "[ACCOUNT]"
+    joined = redact_segments(texts, starts=[0.0, 3.0], ends=[2.0, 5.0])
+    assert _texts(joined) == ["my card is [CARD]", "[CARD]"]
+
+
+def test_long_conversations_are_scanned_in_overlapping_windows() -> None:
+    # Windows of 6 segments overlapping by 3 see any number cut into up to 4 pieces whole,
+    # wherever it falls; the filler lines hold digits, so nothing is skipped as number-free.
+    filler = [f"item {i} is fine" for i in range(20)]
+    texts = [*filler[:11], "card 4111", "1111", "1111", "1111", *filler[11:]]
+    results = redact_segments(texts, window_segments=6)
+    assert _texts(results)[11:15] == ["card [CARD]", "[CARD]", "[CARD]", "[CARD]"]
+    assert _total(results) == {"CARD": 1}
+    assert _texts(results)[:11] + _texts(results)[15:] == filler
+
+
+@pytest.mark.parametrize("text", [c[0] for c in POSITIVE_CASES] + NEGATIVE_CASES)
+def test_a_single_segment_is_redacted_as_redact_does(text: str) -> None:
+    [result] = redact_segments([text])
+    assert result == redact(text)
+
+
+def test_mismatched_lengths_are_rejected() -> None:
+    with pytest.raises(ValueError, match="starts has 1 items for 2 texts"):
+        redact_segments(["a", "b"], starts=[0.0])

@@ -3,7 +3,9 @@
 Proves that: every encoding a contact centre emits (UTF-8 with/without BOM, UTF-16 LE/BE, CP949)
 decodes to the same text; speaker labels in English and Korean map to agent/customer; chat
 exports and subtitles keep their timings; and anything that is not a usable text consultation
-(empty, whitespace, binary, broken JSON, broken subtitle timing) fails with a readable reason.
+(empty, whitespace, binary, broken JSON, broken subtitle timing) fails with a readable reason;
+and that hostile shapes (JSON nested 10,000 deep, chats over the segment or character limit,
+in every format) fail with a specific reason naming the limit and its setting.
 """
 
 from __future__ import annotations
@@ -14,6 +16,9 @@ import pytest
 
 from cscoach_pipeline.lib.errors import ConsultationInputError
 from cscoach_pipeline.lib.text_import import (
+    DEFAULT_MAX_CHAT_CHARS,
+    DEFAULT_MAX_CHAT_SEGMENTS,
+    MAX_JSON_DEPTH,
     TEXT_EXTENSIONS,
     TextImportError,
     decode_text,
@@ -421,3 +426,83 @@ def test_malformed_srt_timing_names_the_cue(data: bytes, cue: str) -> None:
 )
 def test_detect_language(text: str, language: str | None) -> None:
     assert detect_language(text) == language
+
+
+# --- limits and hostile structure -----------------------------------------------------------
+
+
+@pytest.mark.parametrize("ext", [".json", ".txt"])
+@pytest.mark.parametrize("opening", ["[", '{"messages": '])
+def test_deeply_nested_json_is_a_readable_error(ext: str, opening: str) -> None:
+    closing = "]" if opening == "[" else "}"
+    data = (opening * 10_000 + closing * 10_000).encode()
+    with pytest.raises(TextImportError, match=f"JSON nested deeper than {MAX_JSON_DEPTH} levels"):
+        parse_text_consultation(data, ext)
+
+
+def test_nesting_within_the_limit_and_brackets_in_strings_are_fine() -> None:
+    # Brackets inside strings are text, not nesting.
+    text = "[" * 300 + "]" * 300
+    doc = {"meta": [[[[{"x": 1}]]]], "messages": [{"role": "user", "text": text}]}
+    [segment] = parse_text_consultation(json.dumps(doc).encode(), ".json").segments
+    assert segment.text == text
+
+
+def _chat(fmt: str, n: int) -> tuple[bytes, str]:
+    if fmt == "json":
+        return json.dumps(
+            [{"role": "user", "text": f"message {i}"} for i in range(n)]
+        ).encode(), ".json"
+    if fmt == "jsonl":
+        lines = [json.dumps({"role": "user", "text": f"message {i}"}) for i in range(n)]
+        return "\n".join(lines).encode(), ".json"
+    if fmt == "json-strings":
+        return json.dumps([f"Agent: message {i}" for i in range(n)]).encode(), ".json"
+    if fmt == "txt":
+        return "\n".join(f"Agent: message {i}" for i in range(n)).encode(), ".txt"
+    cues = [
+        f"{i + 1}\n00:00:{i % 60:02d},000 --> 00:00:{i % 60:02d},500\nmessage {i}\n"
+        for i in range(n)
+    ]
+    return "\n".join(cues).encode(), ".srt"
+
+
+@pytest.mark.parametrize("fmt", ["json", "jsonl", "json-strings", "txt", "srt"])
+def test_segment_limit_in_every_format(fmt: str) -> None:
+    at_limit, ext = _chat(fmt, 50)
+    assert len(parse_text_consultation(at_limit, ext, max_segments=50).segments) == 50
+    over, ext = _chat(fmt, 51)
+    with pytest.raises(TextImportError) as caught:
+        parse_text_consultation(over, ext, max_segments=50)
+    assert str(caught.value) == (
+        "chat is too long: more than 50 messages (the limit is set by CSCOACH_MAX_CHAT_SEGMENTS)"
+    )
+
+
+def test_character_limit_is_checked_on_the_text() -> None:
+    data = ("Agent: " + "a" * 93).encode()  # 100 characters
+    assert parse_text_consultation(data, ".txt", max_chars=100).segments
+    with pytest.raises(TextImportError) as caught:
+        parse_text_consultation(data + b"!", ".txt", max_chars=100)
+    assert str(caught.value) == (
+        "chat is too long: 101 characters, more than the 100 characters allowed (the limit is "
+        "set by CSCOACH_MAX_CHAT_CHARS)"
+    )
+
+
+def test_character_limit_is_checked_on_the_bytes_before_decoding() -> None:
+    # 401 bytes cannot be 100 characters in any encoding; even non-text is refused as too long.
+    data = b"\x00\xff" * 200 + b"!"
+    with pytest.raises(TextImportError, match="its 401 bytes hold more than the 100 characters"):
+        parse_text_consultation(data, ".txt", max_chars=100)
+    # Korean in UTF-8 takes 3 bytes a character: 100 characters fit in 300 bytes.
+    korean = ("상담원: " + "가" * 95).encode()
+    assert len(korean) > 100
+    assert parse_text_consultation(korean, ".txt", max_chars=100).segments
+
+
+def test_default_limits() -> None:
+    assert (DEFAULT_MAX_CHAT_SEGMENTS, DEFAULT_MAX_CHAT_CHARS) == (20_000, 2_000_000)
+    data, ext = _chat("json", DEFAULT_MAX_CHAT_SEGMENTS + 1)
+    with pytest.raises(TextImportError, match="more than 20,000 messages"):
+        parse_text_consultation(data, ext)

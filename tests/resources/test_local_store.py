@@ -4,13 +4,19 @@
 in POSIX form; `stat`, `read_bytes`, `download_to` and the streaming `sha256` agree with the
 file; `write_bytes`/`upload_file` replace files by rename (a reader holding the old file keeps
 the whole old content) and leave no temp files; keys that escape the root ('..', absolute
-paths, symlinks) raise `StorageError` and write nothing; a missing object is `ObjectNotFound`.
+paths, symlinks) raise `StorageError` and write nothing; a missing object is `ObjectNotFound`,
+and so is a name too long for the filesystem (the sidecar of a 250-byte name). File names that
+are not UTF-8 are listed as text: CP949/EUC-KR names decoded (and opened again through that
+text key, by any store instance), names in no supported encoding as `\\xNN` escapes with a
+`name_problem`. A write that fails midway (a full disk) leaves no temporary file and keeps the
+previous artifact; ENOSPC/EDQUOT/EIO surface as `StorageDiskError`, other errors unchanged.
 `open_object_store` accepts file:/// URLs and absolute paths and rejects relative paths
 (including file://relative/path), unavailable and unknown schemes with clear messages.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 from datetime import UTC, datetime, timedelta
@@ -24,6 +30,8 @@ from cscoach_pipeline.resources.storage import (
     StorageError,
     open_object_store,
 )
+from cscoach_pipeline.resources.storage.base import StorageDiskError
+from cscoach_pipeline.resources.storage.local import UNDECODABLE_NAME
 
 FILES: dict[str, bytes] = {
     "incoming/a.txt": b"Agent: hello\n",
@@ -164,6 +172,151 @@ def test_upload_file_copies_and_leaves_no_temp_files(
 
     assert store.read_bytes("artifacts/c1/audio.wav") == source.read_bytes()
     assert _leftovers(root) == []
+
+
+def _fill_the_disk_after(monkeypatch: pytest.MonkeyPatch, budget: int, code: int) -> None:
+    """os.write into a temporary artifact writes `budget` bytes, then fails with `code`, as a
+    disk that fills up mid-write does; every other write (logs, capture) is untouched."""
+    real_write = os.write
+    written = 0
+
+    def write(fd: int, data: bytes | memoryview) -> int:
+        nonlocal written
+        if ".tmp-" not in os.readlink(f"/proc/self/fd/{fd}"):
+            return real_write(fd, data)
+        if written >= budget:
+            raise OSError(code, os.strerror(code))
+        count = real_write(fd, bytes(data[: budget - written]))
+        written += count
+        return count
+
+    monkeypatch.setattr(os, "write", write)
+
+
+@pytest.mark.parametrize(
+    ("code", "message"),
+    [
+        (errno.ENOSPC, "no space left on the bucket's disk"),
+        (errno.EDQUOT, "disk quota exceeded on the bucket's disk"),
+        (errno.EIO, "I/O error on the bucket's disk"),
+    ],
+)
+def test_a_full_disk_leaves_no_partial_artifact(
+    store: LocalFolderStore,
+    root: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    code: int,
+    message: str,
+) -> None:
+    store.write_bytes("artifacts/c1/audio.wav", b"previous artifact")
+    source = tmp_path / "audio.wav"
+    source.write_bytes(os.urandom(3 * 1024 * 1024))
+    _fill_the_disk_after(monkeypatch, 1024 * 1024 + 17, code)
+
+    with pytest.raises(StorageDiskError, match=message) as caught:
+        store.upload_file(source, "artifacts/c1/audio.wav", "audio/wav")
+    with pytest.raises(StorageDiskError, match=message):
+        store.write_bytes("artifacts/c1/transcript.json", b"x" * (2 * 1024 * 1024))
+
+    assert isinstance(caught.value, StorageError)  # steps retry it as an outage
+    assert _leftovers(root) == []
+    assert store.read_bytes("artifacts/c1/audio.wav") == b"previous artifact"
+    assert not (root / "artifacts/c1/transcript.json").exists()
+
+
+def test_other_write_failures_clean_up_and_raise_as_they_are(
+    store: LocalFolderStore, root: Path, tmp_path: Path
+) -> None:
+    with pytest.raises(FileNotFoundError):
+        store.upload_file(tmp_path / "missing.wav", "artifacts/c1/audio.wav")
+
+    assert _leftovers(root) == []
+    assert not (root / "artifacts/c1/audio.wav").exists()
+
+
+# ------------------------------------------------------------------------- hostile file names
+
+
+def _raw(root: Path, relative: bytes, data: bytes) -> None:
+    path = os.fsencode(root) + b"/" + relative
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "wb") as handle:
+        handle.write(data)
+
+
+def test_cp949_names_are_listed_decoded_and_opened_by_that_key(
+    store: LocalFolderStore, root: Path, tmp_path: Path
+) -> None:
+    _raw(root, b"incoming/" + "상담 기록.txt".encode("cp949"), b"cp949 name")
+    _raw(root, b"incoming/" + "팀".encode("cp949") + "/통화.txt".encode(), b"cp949 folder")
+
+    listed = {obj.key: obj for obj in store.list_objects("incoming")}
+
+    assert {"incoming/상담 기록.txt", "incoming/팀/통화.txt"} <= set(listed)
+    assert list(listed) == sorted(listed)
+    for key in listed:
+        key.encode("utf-8")  # valid text: the tables can hold it
+    fresh = LocalFolderStore(root)  # a run in another process: no state from the listing
+    obj = listed["incoming/상담 기록.txt"]
+    assert obj.name_problem is None
+    assert fresh.read_bytes(obj.key) == b"cp949 name"
+    assert fresh.stat(obj.key) == obj
+    assert fresh.sha256(obj.key) == hashlib.sha256(b"cp949 name").hexdigest()
+    assert fresh.read_bytes("incoming/팀/통화.txt") == b"cp949 folder"
+    fresh.download_to(obj.key, tmp_path / "copy.txt")
+    assert (tmp_path / "copy.txt").read_bytes() == b"cp949 name"
+    # Writing under the decoded folder name lands in the existing CP949 folder, not a twin.
+    fresh.write_bytes("incoming/팀/통화.txt.meta.json", b"{}")
+    assert sorted(os.listdir(os.fsencode(root / "incoming"))) == sorted(
+        [b"a.txt", b"b.wav", b"team", "상담 기록.txt".encode("cp949"), "팀".encode("cp949")]
+    )
+    assert fresh.read_optional("incoming/팀/통화.txt.meta.json") == b"{}"
+
+
+def test_undecodable_names_are_listed_escaped_with_their_problem(
+    store: LocalFolderStore, root: Path
+) -> None:
+    _raw(root, b"incoming/caf\xe9-\xff.txt", b"latin-1 name")
+
+    obj = next(o for o in store.list_objects("incoming") if "caf" in o.key)
+
+    assert obj.key == "incoming/caf\\xe9-\\xff.txt"
+    assert obj.name_problem == UNDECODABLE_NAME
+    assert store.stat(obj.key) == obj
+    assert LocalFolderStore(root).read_bytes(obj.key) == b"latin-1 name"
+    assert all(o.name_problem is None for o in store.list_objects("incoming") if o != obj)
+
+
+def test_a_cp949_name_that_collides_with_a_utf8_one_is_told_apart(
+    store: LocalFolderStore, root: Path
+) -> None:
+    _raw(root, "incoming/중복.txt".encode(), b"utf-8 twin")
+    _raw(root, b"incoming/" + "중복.txt".encode("cp949"), b"cp949 twin")
+
+    listed = [o for o in store.list_objects("incoming") if o.key.endswith("txt")]
+    by_key = {o.key: o for o in listed}
+
+    assert len(by_key) == len(listed)  # no key listed twice
+    assert by_key["incoming/중복.txt"].name_problem is None
+    assert store.read_bytes("incoming/중복.txt") == b"utf-8 twin"
+    (twin,) = [o for o in listed if o.name_problem]
+    assert "in UTF-8" in twin.name_problem and "rename one of them" in twin.name_problem
+    assert store.read_bytes(twin.key) == b"cp949 twin"
+
+
+def test_a_name_too_long_for_the_filesystem_is_no_such_object(
+    store: LocalFolderStore, root: Path
+) -> None:
+    name = "상" * 82 + ".txt"  # 250 bytes: fine; its sidecar name is not
+    (root / "incoming" / name).write_bytes(b"long name")
+    sidecar = f"incoming/{name}.meta.json"
+
+    assert store.read_bytes(f"incoming/{name}") == b"long name"
+    assert store.read_optional(sidecar) is None
+    with pytest.raises(ObjectNotFound):
+        store.stat(sidecar)
+    assert f"incoming/{name}" in {o.key for o in store.list_objects("incoming")}
 
 
 # ------------------------------------------------------------------------- escaping the root

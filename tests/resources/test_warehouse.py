@@ -5,12 +5,15 @@ leaves the previous rows in place) and touches only the matched partition; `upse
 then updates only the columns it is given; `set_status` keeps one row per consultation. The
 database runs in WAL mode, so a BI reader is not blocked by an open write transaction and a
 writer can commit while a reader holds a snapshot (a rollback-journal control shows the same
-steps fail without WAL). Every BI column the README promises exists in the created tables.
+steps fail without WAL). Every BI column the README promises exists in the created tables;
+free-text context columns are TEXT; and a database error (here a duplicate key and a NOT NULL
+violation) never repeats an inserted value, neither in its message nor in its cause.
 """
 
 from __future__ import annotations
 
 import sqlite3
+import traceback
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -337,3 +340,49 @@ def test_schema_creation_is_repeatable(db_path: Path) -> None:
     finally:
         first.engine.dispose()
         second.engine.dispose()
+
+
+# ------------------------------------------------------------------- column sizes, errors
+
+CONTEXT_TEXT_COLUMNS = (
+    "agent_id",
+    "agent_name",
+    "team",
+    "channel",
+    "customer_id",
+    "call_direction",
+)
+
+
+def test_context_columns_are_text(warehouse: WarehouseResource) -> None:
+    types = {
+        c["name"]: str(c["type"]) for c in inspect(warehouse.engine).get_columns("consultations")
+    }
+    assert {name: types[name] for name in CONTEXT_TEXT_COLUMNS} == dict.fromkeys(
+        CONTEXT_TEXT_COLUMNS, "TEXT"
+    )
+
+
+def _error_text(exc: BaseException) -> str:
+    """Everything a user could be shown: the message and the whole traceback with its cause."""
+    return str(exc) + "".join(traceback.format_exception(exc))
+
+
+def test_integrity_errors_never_show_row_values(warehouse: WarehouseResource) -> None:
+    row = {
+        "consultation_id": "c-secret-key",
+        "source_key": "incoming/a.txt",
+        "status": "queued",
+        "error": "row-value-010-5555-0000",
+        "updated_at": datetime(2026, 1, 1, tzinfo=UTC),
+    }
+    warehouse.write_many(tables.consultation_status, [row])
+    with pytest.raises(IntegrityError) as duplicate:
+        warehouse.write_many(tables.consultation_status, [row])
+    with pytest.raises(IntegrityError) as not_null:
+        warehouse.write_many(tables.consultation_status, [{**row, "consultation_id": "c2",
+                                                           "source_key": None}])  # fmt: skip
+    for caught in (duplicate, not_null):
+        shown = _error_text(caught.value)
+        assert "constraint failed" in shown and "parameters hidden" in shown
+        assert "row-value-010-5555-0000" not in shown and "c-secret-key" not in shown

@@ -169,8 +169,9 @@ def test_daemon_restart_with_a_fresh_cursor_requests_nothing_twice(
     for name in ("zz-last.txt", "aa-first.txt", "mm-middle.txt"):
         os.utime(harness.drop(name, CHAT + name.encode()), (stamp, stamp))
     assert len(harness.tick()) == 3
-    # A restarted daemon: new instance, cursor lost, same bucket and warehouse.
+    # A restarted daemon: cursor lost; same Dagster storage, bucket and warehouse.
     restarted = PipelineHarness(root=harness.root, warehouse_url=harness.warehouse_url)
+    restarted.instance = harness.instance
     assert restarted.tick() == []
     late = restarted.drop("aa-0-late.txt", CHAT + b"late")
     os.utime(late, (stamp - 3600, stamp - 3600))  # finished late, but with an old mtime

@@ -27,6 +27,7 @@ from cscoach_pipeline.partitions import consultation_partitions
 from cscoach_pipeline.resources import (
     AnalyzerResource,
     BucketResource,
+    RecoveryResource,
     SpeechToTextResource,
     WarehouseResource,
 )
@@ -70,6 +71,9 @@ class PipelineHarness:
             "warehouse": WarehouseResource(url=self.warehouse_url),
             "speech_to_text": SpeechToTextResource(),
             "analyzer": self.analyzer,
+            "recovery": RecoveryResource(
+                backoff_base_s=0.0, stale_after_s=120.0, step_retry_base_s=0.0
+            ),
         }
         self.rebuild()
         self.instance = DagsterInstance.ephemeral()

@@ -19,6 +19,11 @@ class ObjectNotFound(StorageError):
     pass
 
 
+class StorageDiskError(StorageError):
+    """The disk behind the store refused a write (full, over quota, I/O error): an
+    infrastructure outage to retry, not a fault of the consultation."""
+
+
 _NO_METADATA: Mapping[str, str] = MappingProxyType({})
 
 
@@ -35,6 +40,9 @@ class StoredObject:
     # A shared empty mapping by default: a 100k-object listing allocates no dict per object.
     metadata: Mapping[str, str] = field(default_factory=lambda: _NO_METADATA)
     etag: str | None = None
+    # Why this object cannot be a consultation whatever its content (a folder file name that
+    # decodes as no supported encoding); None for every normal object and every S3 key.
+    name_problem: str | None = None
 
 
 def change_token(size: int, etag: str | None, fallback: str) -> str:
