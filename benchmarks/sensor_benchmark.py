@@ -153,7 +153,7 @@ def _tick(
 
 
 def _resumes(cursor: str | None) -> bool:
-    return bool(cursor and json.loads(cursor).get("resume_after"))
+    return bool(cursor and json.loads(cursor).get("resume"))
 
 
 def measure(backend: str, size: int) -> dict[str, Any]:

@@ -103,6 +103,10 @@ class Settings:
     recovery_interval_s: int = field(
         default_factory=lambda: int(_env_float("CSCOACH_RECOVERY_INTERVAL_S", 30))
     )
+    step_retries: int = field(default_factory=lambda: int(_env_float("CSCOACH_STEP_RETRIES", 2)))
+    step_retry_base_s: float = field(
+        default_factory=lambda: _env_float("CSCOACH_STEP_RETRY_BASE_S", 5.0)
+    )
     stale_after_s: float = field(default_factory=lambda: _env_float("CSCOACH_STALE_AFTER_S", 120.0))
     # e.g. "incoming/{team}/{agent_id}/": folders that name the team and the agent.
     key_pattern: str = field(default_factory=lambda: _env("CSCOACH_KEY_PATTERN", ""))

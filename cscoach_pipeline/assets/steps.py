@@ -121,6 +121,8 @@ def _fail(
     reason: str,
     kind: FailureKind = FailureKind.INPUT,
 ) -> NoReturn:
+    # Store messages quote the object key: show it as tables do, without PII from the name.
+    reason = reason.replace(source.source_key, source.shown_key)
     _record_failure(context, warehouse, source, stage, reason, kind)
     raise Failure(
         description=reason,
@@ -220,6 +222,7 @@ def consultation_step(
         reason = outage_reason(exc)
         if reason is None:
             reason = f"{stage} failed unexpectedly: {type(exc).__name__}: {exc}"
+            reason = reason.replace(source.source_key, source.shown_key)
             _record_failure(context, warehouse, source, stage, reason, FailureKind.ERROR)
             raise
         _outage_retry(context, reason, exc)

@@ -62,13 +62,16 @@ def retry_run_key(consultation_id: str, version: int, attempt: int) -> str:
     return f"{consultation_id}@v{version}.a{attempt}.{time.time_ns():x}"
 
 
+GAVE_UP = "gave up after"
+
+
 def outage_message(
     reason: str, attempt: int, policy: RetryPolicy, retry_at: datetime | None
 ) -> str:
     if retry_at is None:
-        return f"{reason} (gave up after {attempt} attempts)"
+        return f"{reason} ({GAVE_UP} {attempt} attempts)"
     return (
-        f"{reason} (attempt {attempt} of {policy.max_attempts}; retrying at "
+        f"{reason} (attempt {attempt} of {policy.max_attempts} failed; retrying at "
         f"{retry_at.strftime('%Y-%m-%d %H:%M:%S')} UTC)"
     )
 

@@ -181,6 +181,16 @@ bucket_objects = Table(
 )
 
 
+# Internal: sensor state that must not sit in a Dagster cursor (it is stored with every tick),
+# e.g. the object key an unfinished listing resumes after.
+sensor_state = Table(
+    "sensor_state",
+    metadata,
+    Column("name", String(100), primary_key=True),
+    Column("value", Text),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
 # Views for BI: history stays in the tables (one row per consultation and prompt version);
 # these give the latest answer per consultation and score shifts between prompt versions.
 _CRITERIA_UNION = "\nUNION ALL\n".join(

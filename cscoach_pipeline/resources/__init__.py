@@ -47,6 +47,8 @@ def build_resources(settings: Settings) -> dict[str, Any]:
             max_attempts=settings.max_attempts,
             backoff_base_s=settings.retry_backoff_s,
             stale_after_s=settings.stale_after_s,
+            step_retries=settings.step_retries,
+            step_retry_base_s=settings.step_retry_base_s,
         ),
         "speech_to_text": SpeechToTextResource(
             engine=settings.stt_engine,

@@ -41,7 +41,7 @@ def warehouse_engine(url: str) -> Engine:
 
     Errors never carry row values: SQLAlchemy leaves the parameters out (`hide_parameters`)
     and `_hide_row_values` trims what the server adds about the row."""
-    parsed = _with_driver(make_url(url))
+    parsed = with_default_driver(make_url(url))
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
@@ -72,7 +72,7 @@ def warehouse_engine(url: str) -> Engine:
     return engine
 
 
-def _with_driver(url: URL) -> URL:
+def with_default_driver(url: URL) -> URL:
     """`postgresql://` (as documented, and `postgres://` as many hosts print it) means
     psycopg2. SQLAlchemy 2.1 would pick psycopg 3 for a driver-less URL; psycopg2-binary is
     the driver this project already ships and tests, so a second one is not added just to
@@ -253,7 +253,8 @@ def recovery_candidates(
     warehouse: WarehouseResource, *, now: datetime, stale_before: datetime, limit: int
 ) -> list[dict[str, Any]]:
     """Status rows the recovery sensor looks at: `queued`/`processing` rows untouched since
-    `stale_before`, re-queue requests that are due, and outages whose retry time has come."""
+    `stale_before` (and not waiting for a retry on purpose), outages recorded by a step but
+    not yet scheduled, and retries or re-queue requests whose time has come."""
     from sqlalchemy import or_
 
     c = _status_columns()
@@ -261,9 +262,18 @@ def recovery_candidates(
         select(tables.consultation_status)
         .where(
             or_(
-                and_(c.status.in_(("queued", "processing")), c.updated_at < stale_before),
+                and_(
+                    c.status.in_(("queued", "processing")),
+                    c.updated_at < stale_before,
+                    c.next_attempt_at.is_(None),
+                ),
                 and_(c.status == "queued", c.next_attempt_at <= now),
-                and_(c.status == "failed", c.failure_kind == "outage", c.next_attempt_at <= now),
+                and_(
+                    c.status == "failed",
+                    c.failure_kind == "outage",
+                    c.updated_at < stale_before,
+                    c.error.not_like("%gave up after%"),
+                ),
             )
         )
         .order_by(c.updated_at)

@@ -151,19 +151,19 @@ class BucketScanner:
             known = self.known.get(obj.key)
             if known and known.state != "deleted" and known.version_token == token:
                 continue
-            settled = previously_pending.get(obj.key) == token or (
+            settled = previously_pending.get(cursor_key(obj.key)) == token or (
                 now - obj.modified >= self.settle
             )
             if not settled:
                 # Still being written: look again next tick.
                 if len(plan.pending) < MAX_PENDING_IN_CURSOR:
-                    plan.pending[obj.key] = token
+                    plan.pending[cursor_key(obj.key)] = token
                 plan.counts["waiting"] += 1
                 continue
             if self.budget <= 0 or time.monotonic() > self.deadline:
                 # This tick's budget is spent: the object is admitted on a later tick.
-                if obj.key in previously_pending:
-                    plan.pending[obj.key] = token
+                if cursor_key(obj.key) in previously_pending:
+                    plan.pending[cursor_key(obj.key)] = token
                 plan.counts["deferred"] += 1
                 continue
             try:
@@ -242,7 +242,7 @@ class BucketScanner:
             consultation_id = f"consultation-{digest}"
         self.log.warning(f"{shown}: {reason}")
         self.warehouse.set_status(consultation_id, shown, "failed", stage="sensor", error=reason)
-        plan.pending[obj.key] = token
+        plan.pending[cursor_key(obj.key)] = token
 
     def _reject(
         self,
@@ -384,6 +384,26 @@ class BucketScanner:
             plan.run_requests.append(_run_request(consultation_id, display_key(key), known.version))
 
 
+def cursor_key(key: str) -> str:
+    """Object keys are not kept in the cursor (Dagster stores it with every tick, and a file
+    name can hold PII): a short hash stands for the key."""
+    return hashlib.sha1(key.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+
+
+RESUME_STATE = "bucket_sensor.resume_after"
+
+
+def _load_resume_after(warehouse: WarehouseResource, token: str | None) -> str | None:
+    """Where an unfinished listing resumes: the key lives in the warehouse's internal
+    `sensor_state`, the cursor holds only its hash; a mismatch (a tick that died between
+    the two writes) starts a fresh pass, which is always safe."""
+    if not token:
+        return None
+    rows = warehouse.fetch_rows(tables.sensor_state, name=RESUME_STATE)
+    key = rows[0]["value"] if rows else None
+    return key if key is not None and cursor_key(key) == token else None
+
+
 def _sidecar_part(token: str) -> str:
     return token.partition("|meta:")[2]
 
@@ -434,14 +454,24 @@ def consultation_bucket_sensor(
             consultation_partitions.name, key
         ),
     )
-    plan = scanner.scan(cursor.get("pending", {}), datetime.now(tz=UTC), cursor.get("resume_after"))
+    resume_after = _load_resume_after(warehouse, cursor.get("resume"))
+    plan = scanner.scan(cursor.get("pending", {}), datetime.now(tz=UTC), resume_after)
     context.log.info(
         f"bucket scan in {time.monotonic() - started:.2f} s: {plan.counts}"
-        + (f"; listing resumes after {plan.resume_after!r}" if plan.resume_after else "")
+        + (
+            f"; listing resumes after {display_key(plan.resume_after)!r}"
+            if plan.resume_after
+            else ""
+        )
     )
     state: dict[str, Any] = {"pending": plan.pending}
     if plan.resume_after:
-        state["resume_after"] = plan.resume_after
+        warehouse.upsert(
+            tables.sensor_state,
+            {"name": RESUME_STATE},
+            {"value": plan.resume_after, "updated_at": utcnow()},
+        )
+        state["resume"] = cursor_key(plan.resume_after)
     new_cursor = json.dumps(state, sort_keys=True)
     if not plan.run_requests and not plan.new_partitions:
         context.update_cursor(new_cursor)

@@ -150,12 +150,12 @@ def plan_recovery(
             continue
         current = max(inventory, key=lambda r: r["version"])
         retry_due = row["next_attempt_at"] is not None and _aware(row["next_attempt_at"]) <= now
-        if row["status"] == "failed" or (row["status"] == "queued" and retry_due):
-            # An outage whose wait is over, or an operator's re-queue.
-            attempt = (row["attempt"] or 0) + 1 if row["status"] == "failed" else 1
-            requests.append(_request(warehouse, row, current, attempt))
+        if row["status"] == "queued" and retry_due:
+            # An outage whose wait is over, or an operator's re-queue (attempt 0).
+            requests.append(_request(warehouse, row, current, (row["attempt"] or 0) + 1))
             continue
-        # Left `queued`/`processing`: what became of its last run?
+        # Left `queued`/`processing`, or an outage its run did not settle: what became of
+        # its last run?
         latest = instance.get_runs(
             RunsFilter(
                 job_name=process_consultation_job.name,
@@ -188,17 +188,16 @@ def _request(
 ) -> RunRequest:
     consultation_id = row["consultation_id"]
     shown = display_key(inventory["source_key"])
+    # Queued again; an outage keeps its reason (what the previous attempt ran into).
+    outage = row["failure_kind"] == FailureKind.OUTAGE
     warehouse.set_status(
         consultation_id,
         shown,
         "queued",
         stage="recovery",
-        error=(
-            f"retry {attempt}: {row['error']}"
-            if row["status"] == "failed" and row["error"]
-            else None
-        ),
+        error=row["error"] if outage else None,
         attempt=attempt,
+        failure_kind=row["failure_kind"] if outage else None,
     )
     return RunRequest(
         partition_key=consultation_id,

@@ -23,6 +23,7 @@ from ..lib import tables
 from ..lib.partition_keys import display_key
 from ..lib.recovery import (
     FINAL_STATUSES,
+    GAVE_UP,
     VERSION_TAG,
     FailureKind,
     RetryPolicy,
@@ -60,6 +61,8 @@ def settle_finished_run(
         return None  # superseded: the newer version's run owns the status
     rows = warehouse.fetch_rows(tables.consultation_status, consultation_id=consultation_id)
     row = rows[0] if rows else None
+    if row is not None and row["run_id"] == run.run_id and row["next_attempt_at"] is not None:
+        return None  # this run's outage is already scheduled for a retry
     if row is not None and row["status"] in FINAL_STATUSES:
         if row["run_id"] != run.run_id:
             record = instance.get_run_record_by_id(run.run_id)
@@ -69,9 +72,9 @@ def settle_finished_run(
                 return None  # a later outcome (or one recorded outside this run) stands
         elif row["status"] != "failed" or row["failure_kind"] != FailureKind.OUTAGE:
             return None  # the step recorded the precise outcome already
-        elif row["next_attempt_at"] is not None or "gave up" in (row["error"] or ""):
-            return None  # already scheduled
-        else:  # an outage recorded by the step: add when it is retried
+        elif GAVE_UP in (row["error"] or ""):
+            return None  # the last attempt, already settled
+        else:  # an outage recorded by the step: retry it, or give up
             failure = RunFailure(row["error"] or "outage", FailureKind.OUTAGE, row["stage"])
             return _write(warehouse, row["source_key"], consultation_id, run, failure, policy)
     if run.status == DagsterRunStatus.CANCELED:
@@ -103,10 +106,13 @@ def _write(
     if failure.kind == FailureKind.OUTAGE:
         retry_at = policy.next_attempt_at(attempt, utcnow())
         error = outage_message(failure.reason, attempt, policy, retry_at)
+    # An outage with a retry ahead is `queued` (it will run again), not `failed`: `failed`
+    # is final, so BI never counts a consultation that is still going to succeed.
+    status = "queued" if retry_at is not None else "failed"
     warehouse.set_status(
         consultation_id,
         source_key,
-        "failed",
+        status,
         stage=failure.stage,
         error=error,
         run_id=run.run_id,
@@ -114,7 +120,7 @@ def _write(
         failure_kind=failure.kind.value,
         next_attempt_at=retry_at,
     )
-    return "failed"
+    return status
 
 
 def _run_failure_message(instance: DagsterInstance, run: DagsterRun) -> str | None:

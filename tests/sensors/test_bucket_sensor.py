@@ -15,6 +15,7 @@ import pytest
 from cscoach_pipeline.lib import tables
 from cscoach_pipeline.partitions import consultation_partitions
 from cscoach_pipeline.resources.storage import LocalFolderStore, StorageError
+from cscoach_pipeline.sensors.bucket_sensor import cursor_key
 from tests.support.pipeline import PipelineHarness
 
 CHAT = b"Agent: Hello, how can I help?\nCustomer: My parcel is late.\n"
@@ -153,7 +154,8 @@ def test_unreadable_file_is_reported_and_retried_without_stopping_others(
     status = harness.status_by_key()["incoming/blocked.txt"]
     assert status["status"] == "failed"
     assert "could not read this file (I/O error reading the object)" in status["error"]
-    assert "incoming/blocked.txt" in json.loads(harness.cursor or "{}")["pending"]
+    assert cursor_key("incoming/blocked.txt") in json.loads(harness.cursor or "{}")["pending"]
+    assert "blocked" not in (harness.cursor or "")  # keys never sit in the cursor
     # Once the store recovers, the file is admitted on the next tick.
     monkeypatch.setattr(LocalFolderStore, "sha256", real_sha256)
     retried = harness.tick()
@@ -191,7 +193,7 @@ def test_listing_that_outlasts_its_budget_resumes_on_the_next_tick(
     for _ in range(3):
         seen += [r.tags["cscoach/source_key"] for r in harness.tick()]
     assert seen == ["incoming/a.txt", "incoming/b.txt", "incoming/c.txt"]
-    assert "resume_after" not in json.loads(harness.cursor or "{}")  # the pass completed
+    assert "resume" not in json.loads(harness.cursor or "{}")  # the pass completed
     # b's sidecar was listed with b: its token carries the sidecar, so no spurious re-run.
     rows = harness.warehouse.fetch_rows(tables.bucket_objects, source_key="incoming/b.txt")
     assert "|meta:" in rows[0]["version_token"]

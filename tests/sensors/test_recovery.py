@@ -72,9 +72,11 @@ def test_due_outage_is_retried_with_a_fresh_key_and_the_next_attempt(
 ) -> None:
     key = _queued(harness)
     harness.warehouse.set_status(
-        key, "incoming/call.txt", "failed", error="the warehouse was unavailable",
+        key, "incoming/call.txt", "queued", error="the warehouse was unavailable",
         attempt=2, failure_kind="outage", next_attempt_at=utcnow() + timedelta(seconds=30),
     )  # fmt: skip
+    # Waiting on purpose: however long ago it was written, its backoff clock is not reset.
+    _age(harness, key, 3600)
     assert plan_recovery(harness.instance, harness.warehouse, RECOVERY, utcnow(), _Log()) == []
     later = utcnow() + timedelta(seconds=31)
     (request,) = plan_recovery(harness.instance, harness.warehouse, RECOVERY, later, _Log())
@@ -134,7 +136,7 @@ def _event_record(event: DagsterEvent, run_id: str, job_name: str):  # type: ign
     )
 
 
-def test_run_whose_worker_died_is_failed_and_scheduled_for_retry(
+def test_run_whose_worker_died_is_failed_and_queued_for_a_retry(
     harness: PipelineHarness,
 ) -> None:
     key = _queued(harness)
@@ -154,6 +156,27 @@ def test_run_whose_worker_died_is_failed_and_scheduled_for_retry(
     plan_recovery(harness.instance, harness.warehouse, RECOVERY, utcnow(), log)
     assert harness.instance.get_run_by_id(run.run_id).status == DagsterRunStatus.FAILURE
     row = harness.status_by_key()["incoming/call.txt"]
-    assert row["status"] == "failed" and row["failure_kind"] == "outage"
+    assert row["status"] == "queued" and row["failure_kind"] == "outage"
     assert f"pid {worker.pid}" in row["error"] and row["next_attempt_at"] is not None
     assert any("is gone" in line for line in log.lines)
+
+
+def test_outage_recorded_by_a_step_but_never_settled_is_scheduled(
+    harness: PipelineHarness,
+) -> None:
+    key = _queued(harness)
+    job = harness.defs.resolve_job_def("process_consultation")
+    run = harness.instance.create_run_for_job(
+        job, tags={"dagster/partition": key, "cscoach/version": "1"}
+    )
+    harness.instance.report_run_failed(run)
+    # The step wrote its outage, then the failure sensor never got to it (warehouse down).
+    harness.warehouse.set_status(
+        key, "incoming/call.txt", "failed", error="the disk failed: No space left on device",
+        run_id=run.run_id, attempt=1, failure_kind="outage",
+    )  # fmt: skip
+    _age(harness, key, 120)
+    assert plan_recovery(harness.instance, harness.warehouse, RECOVERY, utcnow(), _Log()) == []
+    row = harness.status_by_key()["incoming/call.txt"]
+    assert row["status"] == "queued" and row["next_attempt_at"] is not None
+    assert "No space left" in row["error"] and "attempt 1 of 4 failed" in row["error"]

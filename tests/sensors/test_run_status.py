@@ -73,17 +73,18 @@ def _started_run(harness: PipelineHarness) -> tuple[str, DagsterInstance, object
     return request.partition_key, harness.instance, run
 
 
-def test_a_run_that_died_without_a_step_failure_is_an_outage_to_retry(
+def test_a_run_that_died_without_a_step_failure_is_queued_for_a_retry(
     harness: PipelineHarness,
 ) -> None:
     _, instance, run = _started_run(harness)
     instance.report_run_failed(run, message="the run's worker process (pid 4242) is gone")
     dead = instance.get_run_by_id(run.run_id)
     policy = RetryPolicy(max_attempts=3, backoff_base_s=60)
-    assert settle_finished_run(instance, harness.warehouse, dead, policy) == "failed"
+    # Still going to run: `queued` with its reason and retry time, never a final `failed`.
+    assert settle_finished_run(instance, harness.warehouse, dead, policy) == "queued"
     row = harness.status_by_key()["incoming/call.txt"]
     assert row["failure_kind"] == "outage" and row["attempt"] == 1
-    assert "pid 4242" in row["error"] and "attempt 1 of 3" in row["error"]
+    assert "pid 4242" in row["error"] and "attempt 1 of 3 failed" in row["error"]
     assert row["next_attempt_at"] is not None
     # Idempotent: a second look (the recovery sensor, a re-evaluated tick) changes nothing.
     before = dict(row)
