@@ -5,6 +5,7 @@ metadata, sensor tick logs, compute logs), so nothing Dagster stored is missed."
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -43,15 +44,25 @@ def dagster_home_bytes(dagster_home: Path) -> bytes:
     return b"\n".join(p.read_bytes() for p in sorted(dagster_home.rglob("*")) if p.is_file())
 
 
+def digits(number: str) -> str:
+    """A pattern for a digit group that is not part of a longer hex or decimal token (run
+    ids, hashes and timestamps under DAGSTER_HOME are full of digits)."""
+    return rf"(?<![0-9A-Fa-f]){number}(?![0-9A-Fa-f])"
+
+
 def leaks(
-    needles: list[str], *, engine: Any, bucket: Path, dagster_home: Path, extra: str = ""
+    patterns: list[str], *, engine: Any, bucket: Path, dagster_home: Path, extra: str = ""
 ) -> dict[str, list[str]]:
-    """Which needles appear where: {place: [needle, ...]}, empty when nothing leaked."""
+    """Which regex patterns match where: {place: [pattern, ...]}, empty when nothing leaked."""
     places = {
         "warehouse": warehouse_text(engine).encode(),
         "artifacts": artifacts_text(bucket).encode(),
         "dagster_home": dagster_home_bytes(dagster_home),
         "extra": extra.encode(),
     }
-    found = {place: [n for n in needles if n.encode() in blob] for place, blob in places.items()}
+    compiled = {p: re.compile(p.encode()) for p in patterns}
+    found = {
+        place: [p for p, rx in compiled.items() if rx.search(blob)]
+        for place, blob in places.items()
+    }
     return {place: hits for place, hits in found.items() if hits}
