@@ -12,7 +12,7 @@ from dagster import (
 from pydantic import Field
 
 from .partitions import consultation_partitions
-from .resources.warehouse import WarehouseResource, mark_for_requeue
+from .resources.warehouse import WarehouseResource
 
 CONSULTATION_GROUP = "consultation"
 
@@ -55,8 +55,7 @@ class RequeueConfig(Config):
 def requeue_selected(
     context: OpExecutionContext, config: RequeueConfig, warehouse: WarehouseResource
 ) -> None:
-    selected = mark_for_requeue(
-        warehouse,
+    selected = warehouse.mark_for_requeue(
         statuses=config.statuses,
         ids=config.ids,
         failure_kinds=config.failure_kinds,

@@ -12,22 +12,21 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .resources.warehouse import WarehouseResource, mark_for_requeue
+from .lib.recovery import REQUEUABLE_STATUSES, FailureKind
+from .resources.warehouse import WarehouseResource
 from .settings import load_settings
 
-STATUSES = ("failed", "no_speech", "succeeded", "queued")
-KINDS = ("input", "outage", "error", "cancelled")
+KINDS = [kind.value for kind in FailureKind if kind != FailureKind.SUPERSEDED]
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--status", nargs="+", default=["failed"], choices=STATUSES)
+    parser.add_argument("--status", nargs="+", default=["failed"], choices=REQUEUABLE_STATUSES)
     parser.add_argument("--kind", nargs="+", default=[], choices=KINDS, help="failure kinds")
     parser.add_argument("--ids", nargs="+", default=[], help="consultation ids")
     parser.add_argument("--dry-run", action="store_true", help="list, don't re-queue")
     args = parser.parse_args(argv)
-    selected = mark_for_requeue(
-        WarehouseResource(url=load_settings().warehouse_url),
+    selected = WarehouseResource(url=load_settings().warehouse_url).mark_for_requeue(
         statuses=args.status,
         ids=args.ids,
         failure_kinds=args.kind,

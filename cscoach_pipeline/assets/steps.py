@@ -10,21 +10,24 @@ from dataclasses import dataclass
 from typing import NoReturn
 
 from dagster import AssetExecutionContext, Failure, RetryRequested
-from sqlalchemy.exc import DBAPIError, DisconnectionError, SQLAlchemyError
+from sqlalchemy.exc import (
+    DBAPIError,
+    DisconnectionError,
+    InterfaceError,
+    InternalError,
+    OperationalError,
+    SQLAlchemyError,
+)
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
 from ..lib import tables
 from ..lib.analyzers import AnalysisError
 from ..lib.errors import ConsultationInputError
 from ..lib.partition_keys import display_key
-from ..lib.recovery import (
-    ATTEMPT_TAG,
-    VERSION_TAG,
-    FailureKind,
-    run_attempt,
-)
+from ..lib.recovery import VERSION_TAG, FailureKind, run_attempt
 from ..resources.recovery import RecoveryResource
 from ..resources.storage import ObjectNotFound, StorageError
+from ..resources.storage.base import DISK_ERRNOS
 from ..resources.warehouse import WarehouseResource
 
 
@@ -60,7 +63,8 @@ def source_of(warehouse: WarehouseResource, consultation_id: str) -> Consultatio
 # (RecoveryResource: by default waits of 5 s and 15 s); a longer outage fails the run and the
 # recovery sensor retries the consultation later with a fresh run (sensors/recovery.py).
 
-_DISK_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EROFS}
+# The store's own disk errors, and a read-only filesystem (a local scratch disk too).
+_DISK_ERRNOS = {*DISK_ERRNOS, errno.EROFS}
 
 
 def outage_reason(exc: BaseException) -> str | None:
@@ -71,10 +75,8 @@ def outage_reason(exc: BaseException) -> str | None:
     if isinstance(exc, StorageError):
         return f"the bucket was unavailable: {exc}"
     if isinstance(exc, DBAPIError):
-        if exc.connection_invalidated or type(exc).__name__ in (
-            "OperationalError",
-            "InterfaceError",
-            "InternalError",
+        if exc.connection_invalidated or isinstance(
+            exc, OperationalError | InterfaceError | InternalError
         ):
             first = str(exc.orig).strip().splitlines()[0] if exc.orig else type(exc).__name__
             return f"the warehouse was unavailable: {first}"
@@ -162,9 +164,8 @@ def check_current(context: AssetExecutionContext, source: ConsultationSource) ->
 
 
 def _step_retries(context: AssetExecutionContext) -> tuple[int, float]:
-    recovery = getattr(context.resources, "recovery", None)
-    if recovery is None:
-        return RecoveryResource().step_retries, RecoveryResource().step_retry_base_s
+    # Every consultation asset takes the `recovery` resource for this; defaults otherwise.
+    recovery = getattr(context.resources, "recovery", None) or RecoveryResource()
     return recovery.step_retries, recovery.step_retry_base_s
 
 
@@ -230,12 +231,3 @@ def consultation_step(
             context, warehouse, source, stage,
             f"{reason} ({_attempts(context)})", FailureKind.OUTAGE,
         )  # fmt: skip
-
-
-__all__ = [
-    "ATTEMPT_TAG",
-    "ConsultationSource",
-    "consultation_step",
-    "record_status",
-    "source_of",
-]

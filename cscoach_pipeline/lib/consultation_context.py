@@ -93,8 +93,9 @@ class ConsultationContext(BaseModel):
     )
     @classmethod
     def _text(cls, value: Any) -> str | None:
-        if value is not None and _not_scalar(value) is not None:
-            raise ValueError(f"expected text or a number, got {_not_scalar(value)}")
+        odd = None if value is None else _not_scalar(value)
+        if odd is not None:
+            raise ValueError(f"expected text or a number, got {odd}")
         if value is None or str(value).strip() == "":
             return None
         return str(value).strip()

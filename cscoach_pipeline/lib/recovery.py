@@ -20,6 +20,8 @@ ATTEMPT_TAG = "cscoach/attempt"
 
 # Statuses that end a consultation's processing (for its current version).
 FINAL_STATUSES = frozenset({"succeeded", "failed", "no_speech", "rejected"})
+# What an operator may run again (a rejected file never runs: rename or replace it).
+REQUEUABLE_STATUSES = ("failed", "no_speech", "succeeded", "queued")
 
 
 class FailureKind(StrEnum):
@@ -85,7 +87,7 @@ class RunFailure:
     stage: str
 
 
-_PID_RE = re.compile(r"\(pid: (\d+)\)")
+_STARTED_PROCESS = re.compile(r"Started process for run \(pid: (\d+)\)")
 
 
 def failure_from_events(events: Iterable[Any], run_failure_message: str | None) -> RunFailure:
@@ -101,7 +103,7 @@ def failure_from_events(events: Iterable[Any], run_failure_message: str | None) 
         metadata = (data.user_failure_data.metadata if data.user_failure_data else None) or {}
         kind_value = _metadata_text(metadata.get("failure_kind"))
         reason = _metadata_text(metadata.get("reason"))
-        if kind_value and kind_value in FailureKind.__members__.values():
+        if kind_value in _KINDS:
             stage = _metadata_text(metadata.get("stage")) or stage
             error_text = data.error.message.strip() if data.error else ""
             return RunFailure(reason or error_text, FailureKind(kind_value), stage)
@@ -118,6 +120,9 @@ def failure_from_events(events: Iterable[Any], run_failure_message: str | None) 
     return RunFailure(f"the run failed: {message}", FailureKind.OUTAGE, "run")
 
 
+_KINDS = frozenset(kind.value for kind in FailureKind)
+
+
 def _metadata_text(value: Any) -> str | None:
     if value is None:
         return None
@@ -128,8 +133,7 @@ def worker_pid(events: Iterable[Any]) -> int | None:
     """The run worker's pid from its 'Started process for run (pid: N)' engine event."""
     pid: int | None = None
     for event in events:
-        message = getattr(event, "message", None) or getattr(event, "user_message", "") or ""
-        match = _PID_RE.search(message)
-        if match and "Started process for run" in message:
+        match = _STARTED_PROCESS.search(event.message or "")
+        if match:
             pid = int(match.group(1))
     return pid

@@ -844,8 +844,6 @@ def parse_text_consultation(
     segments = [s for s in segments if s.text.strip()]
     if not segments:
         raise TextImportError("no dialogue found in text")
-    if len(segments) > max_segments:
-        raise _too_many_segments(max_segments)
 
     # The last timing we know bounds the consultation; untimed text has no duration.
     ends = [t for s in segments for t in (s.end_s, s.start_s) if t is not None]

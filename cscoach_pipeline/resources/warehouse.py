@@ -22,6 +22,7 @@ from sqlalchemy import (
     create_engine,
     event,
     inspect,
+    or_,
     select,
     text,
 )
@@ -29,10 +30,16 @@ from sqlalchemy.engine import ExceptionContext, make_url
 from sqlalchemy.exc import DBAPIError
 
 from ..lib import tables
+from ..lib.recovery import GAVE_UP, REQUEUABLE_STATUSES
 
 
 def utcnow() -> datetime:
     return datetime.now(tz=UTC)
+
+
+def as_utc(value: datetime) -> datetime:
+    """SQLite hands back naive datetimes (stored as UTC, see _utc_values)."""
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 @lru_cache(maxsize=8)
@@ -226,6 +233,77 @@ class WarehouseResource(ConfigurableResource):
         with self.engine.connect() as conn:
             return pd.read_sql_query(sql, conn)
 
+    def recovery_candidates(
+        self, *, now: datetime, stale_before: datetime, limit: int
+    ) -> list[dict[str, Any]]:
+        """Status rows the recovery sensor looks at: `queued`/`processing` rows untouched
+        since `stale_before` (and not waiting for a retry on purpose), outages recorded by a
+        step but not yet scheduled, and retries or re-queue requests whose time has come."""
+        c = tables.consultation_status.c
+        query = (
+            select(tables.consultation_status)
+            .where(
+                or_(
+                    and_(
+                        c.status.in_(("queued", "processing")),
+                        c.updated_at < stale_before,
+                        c.next_attempt_at.is_(None),
+                    ),
+                    and_(c.status == "queued", c.next_attempt_at <= now),
+                    and_(
+                        c.status == "failed",
+                        c.failure_kind == "outage",
+                        c.updated_at < stale_before,
+                        c.error.not_like(f"%{GAVE_UP}%"),
+                    ),
+                )
+            )
+            .order_by(c.updated_at)
+            .limit(limit)
+        )
+        with self.engine.connect() as conn:
+            return [dict(row._mapping) for row in conn.execute(query)]
+
+    def mark_for_requeue(
+        self,
+        *,
+        statuses: Sequence[str],
+        ids: Sequence[str] = (),
+        failure_kinds: Sequence[str] = (),
+        dry_run: bool = False,
+    ) -> list[str]:
+        """Flag consultations for a fresh run (the recovery sensor launches it on its next
+        tick); attempts count again (stored as 0, the next run is 1). Returns the ids selected."""
+        c = tables.consultation_status.c
+        where = [c.status.in_([s for s in statuses if s in REQUEUABLE_STATUSES])]
+        if ids:
+            where.append(c.consultation_id.in_(list(ids)))
+        if failure_kinds:
+            where.append(c.failure_kind.in_(list(failure_kinds)))
+        with self.engine.begin() as conn:
+            selected = list(
+                conn.execute(
+                    select(c.consultation_id).where(*where).order_by(c.consultation_id)
+                ).scalars()
+            )
+            if selected and not dry_run:
+                now = utcnow()
+                for start in range(0, len(selected), 500):
+                    conn.execute(
+                        tables.consultation_status.update()
+                        .where(c.consultation_id.in_(selected[start : start + 500]))
+                        .values(
+                            status="queued",
+                            stage="requeue",
+                            error=None,
+                            attempt=0,
+                            failure_kind=None,
+                            next_attempt_at=now,
+                            updated_at=now,
+                        )
+                    )
+        return selected
+
     def write_many(self, table: Table, rows: Iterable[Mapping[str, Any]]) -> None:
         batch = [dict(r) for r in rows]
         if batch:
@@ -243,84 +321,3 @@ def _utc_values(row: Mapping[str, Any]) -> dict[str, Any]:
 
 def _where(table: Table, match: Mapping[str, Any]) -> Any:
     return and_(*(table.c[name] == value for name, value in match.items()))
-
-
-def _status_columns() -> Any:
-    return tables.consultation_status.c
-
-
-def recovery_candidates(
-    warehouse: WarehouseResource, *, now: datetime, stale_before: datetime, limit: int
-) -> list[dict[str, Any]]:
-    """Status rows the recovery sensor looks at: `queued`/`processing` rows untouched since
-    `stale_before` (and not waiting for a retry on purpose), outages recorded by a step but
-    not yet scheduled, and retries or re-queue requests whose time has come."""
-    from sqlalchemy import or_
-
-    c = _status_columns()
-    query = (
-        select(tables.consultation_status)
-        .where(
-            or_(
-                and_(
-                    c.status.in_(("queued", "processing")),
-                    c.updated_at < stale_before,
-                    c.next_attempt_at.is_(None),
-                ),
-                and_(c.status == "queued", c.next_attempt_at <= now),
-                and_(
-                    c.status == "failed",
-                    c.failure_kind == "outage",
-                    c.updated_at < stale_before,
-                    c.error.not_like("%gave up after%"),
-                ),
-            )
-        )
-        .order_by(c.updated_at)
-        .limit(limit)
-    )
-    with warehouse.engine.connect() as conn:
-        return [dict(row._mapping) for row in conn.execute(query)]
-
-
-def mark_for_requeue(
-    warehouse: WarehouseResource,
-    *,
-    statuses: Sequence[str],
-    ids: Sequence[str] = (),
-    failure_kinds: Sequence[str] = (),
-    dry_run: bool = False,
-) -> list[str]:
-    """Flag consultations for a fresh run (the recovery sensor launches it on its next
-    tick); attempts start again from 1. Returns the consultation ids selected."""
-    c = _status_columns()
-    allowed = [s for s in statuses if s in ("failed", "no_speech", "succeeded", "queued")]
-    where = [c.status.in_(allowed)]
-    if ids:
-        where.append(c.consultation_id.in_(list(ids)))
-    if failure_kinds:
-        where.append(c.failure_kind.in_(list(failure_kinds)))
-    with warehouse.engine.begin() as conn:
-        selected = [
-            row[0]
-            for row in conn.execute(
-                select(c.consultation_id).where(*where).order_by(c.consultation_id)
-            )
-        ]
-        if selected and not dry_run:
-            now = utcnow()
-            for start in range(0, len(selected), 500):
-                conn.execute(
-                    tables.consultation_status.update()
-                    .where(c.consultation_id.in_(selected[start : start + 500]))
-                    .values(
-                        status="queued",
-                        stage="requeue",
-                        error=None,
-                        attempt=0,
-                        failure_kind=None,
-                        next_attempt_at=now,
-                        updated_at=now,
-                    )
-                )
-    return selected

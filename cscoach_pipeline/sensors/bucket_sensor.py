@@ -1,8 +1,9 @@
 """Watches `incoming/` in the bucket: one dynamic partition and one run per new consultation.
 
-State lives in two places, both small or external: the warehouse's `bucket_objects` inventory
-(what was seen, with its change token and content fingerprint) and the sensor cursor (a
-bounded set of objects seen once but not yet settled, and where a long listing resumes). A
+State lives in three places, all small or external: the warehouse's `bucket_objects` inventory
+(what was seen, with its change token and content fingerprint), its `sensor_state` row (the key
+a long listing resumes after) and the sensor cursor (hashes only: a bounded set of objects
+seen once but not yet settled, and the hash of the resume key). A
 tick lists the prefix in key order (the one cost that grows with the bucket; a listing that
 outlasts its budget resumes on the next tick), then works only on new or changed objects:
 never a download or a hash of an unchanged one. No timestamp high-water mark is used, so
@@ -10,8 +11,9 @@ equal timestamps, keys that are not time-ordered and uploads that finish late ar
 
 No single object stops a tick: whatever goes wrong while admitting one object becomes that
 object's status, and the others go on. Every run requested comes with its partition in the
-same result, and a `queued` consultation whose partition or run never appeared (a tick that
-died halfway) is requested again, so the inventory, the partitions and the runs converge.
+same result, and a `queued` consultation whose partition never appeared (a tick that died
+halfway) is requested again with it; a run that never came, or died, is the recovery
+sensor's (sensors/recovery.py). So the inventory, the partitions and the runs converge.
 Status rows, run tags and log lines show `display_key` (PII in file names redacted); only the
 internal `bucket_objects` inventory keeps the real key, which the steps open.
 """
@@ -40,6 +42,7 @@ from ..lib import tables
 from ..lib.file_types import SIDECAR_SUFFIX, guess_file_type, is_ignored, unsupported_reason
 from ..lib.partition_keys import consultation_id_for, display_key
 from ..lib.pii import redact_text
+from ..lib.recovery import SOURCE_KEY_TAG, VERSION_TAG
 from ..partitions import consultation_partitions
 from ..resources.bucket import BucketResource
 from ..resources.storage import ObjectStore, StorageError, StoredObject
@@ -197,7 +200,7 @@ class BucketScanner:
             ),
             plan,
         )
-        self._requeue_stale(plan)
+        self._repair_missing_partitions(plan)
         return plan
 
     def _list(
@@ -237,7 +240,7 @@ class BucketScanner:
             consultation_id = self._consultation_id(obj.key, known)
         except Exception:
             # Even the name rules failed on this key: a status under a hash of it, no name.
-            digest = hashlib.sha1(obj.key.encode("utf-8", "surrogatepass")).hexdigest()[:8]
+            digest = cursor_key(obj.key)[:8]
             shown = f"{self.bucket.incoming_prefix}(name not shown: {digest})"
             consultation_id = f"consultation-{digest}"
         self.log.warning(f"{shown}: {reason}")
@@ -265,8 +268,8 @@ class BucketScanner:
     def _admit(
         self, obj: StoredObject, token: str, known: KnownObject | None, plan: TickPlan
     ) -> None:
+        self.budget -= 1  # first: an admission that fails gives it back (see scan)
         consultation_id = self._consultation_id(obj.key, known)
-        self.budget -= 1
         if obj.name_problem:
             self._reject(obj, token, consultation_id, None, known, obj.name_problem, plan)
             return
@@ -298,12 +301,14 @@ class BucketScanner:
             reason = f"duplicate of consultation {duplicate_of} (identical content)"
             self._reject(obj, token, consultation_id, fingerprint, known, reason, plan)
             return
-        version = max((known.version if known else 0) + 1, 1)
-        request = _run_request(consultation_id, display_key(obj.key), version)
+        shown = display_key(obj.key)
         # Status first, inventory second (see _reject); the partition and the run travel
         # together in this tick's result.
-        self.warehouse.set_status(consultation_id, display_key(obj.key), "queued", stage="sensor")
-        self._record(obj.key, token, obj.size, consultation_id, fingerprint, known, "active")
+        self.warehouse.set_status(consultation_id, shown, "queued", stage="sensor")
+        version = self._record(
+            obj.key, token, obj.size, consultation_id, fingerprint, known, "active"
+        )
+        request = _run_request(consultation_id, shown, version)
         if fingerprint:
             self.active_by_fingerprint[fingerprint] = consultation_id
         plan.new_partitions.append(consultation_id)
@@ -356,7 +361,7 @@ class BucketScanner:
             self.known[key].state = "deleted"
         plan.counts["deleted"] += len(gone)
 
-    def _requeue_stale(self, plan: TickPlan) -> None:
+    def _repair_missing_partitions(self, plan: TickPlan) -> None:
         """Request again, with its partition, a `queued` consultation whose partition is
         missing (a tick that died between recording it and returning its result)."""
         requested = {r.partition_key for r in plan.run_requests}
@@ -372,14 +377,13 @@ class BucketScanner:
             if consultation_id in requested or consultation_id not in active:
                 continue
             if self.has_partition is None or checks_left <= 0:
-                continue
+                break
             checks_left -= 1
             if self.has_partition(consultation_id):
                 # Its run was requested with it. A run that never appeared or died is the
                 # recovery sensor's (sensors/recovery.py), with a fresh run key.
                 continue
             key, known = active[consultation_id]
-            requested.add(consultation_id)
             plan.new_partitions.append(consultation_id)
             plan.run_requests.append(_run_request(consultation_id, display_key(key), known.version))
 
@@ -422,7 +426,7 @@ def _run_request(consultation_id: str, source_key: str, version: int) -> RunRequ
         # One run per content version: re-dropping identical content never runs twice, and a
         # changed file (even back to an older content) always gets a fresh run.
         run_key=f"{consultation_id}@v{version}",
-        tags={"cscoach/source_key": source_key, "cscoach/version": str(version)},
+        tags={SOURCE_KEY_TAG: source_key, VERSION_TAG: str(version)},
     )
 
 
@@ -476,8 +480,9 @@ def consultation_bucket_sensor(
     if not plan.run_requests and not plan.new_partitions:
         context.update_cursor(new_cursor)
         return SkipReason(f"no new consultations ({plan.counts})")
-    # Every run's partition is in the same result (Dagster skips those that exist already).
-    partitions = sorted(set(plan.new_partitions) | {r.partition_key for r in plan.run_requests})
+    # Every run's partition is in the same result (Dagster skips those that exist already):
+    # both _admit and _repair_missing_partitions add the partition of each run they request.
+    partitions = sorted(set(plan.new_partitions))
     return SensorResult(
         run_requests=plan.run_requests,
         dynamic_partitions_requests=[consultation_partitions.build_add_request(partitions)],

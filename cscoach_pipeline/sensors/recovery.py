@@ -39,7 +39,7 @@ from ..lib.recovery import (
 )
 from ..partitions import consultation_partitions
 from ..resources.recovery import RecoveryResource
-from ..resources.warehouse import WarehouseResource, recovery_candidates, utcnow
+from ..resources.warehouse import WarehouseResource, as_utc, utcnow
 from ..settings import load_settings
 from .run_status import settle_finished_run
 
@@ -73,9 +73,7 @@ def fail_dead_runs(instance: DagsterInstance, grace_s: float, log: Any) -> list[
         return []  # Dagster's run monitoring checks these workers itself
     now = datetime.now(tz=UTC).timestamp()
     failed: list[str] = []
-    for record in instance.get_run_records(
-        RunsFilter(statuses=[DagsterRunStatus.STARTED], job_name=None)
-    ):
+    for record in instance.get_run_records(RunsFilter(statuses=[DagsterRunStatus.STARTED])):
         run = record.dagster_run
         if run.job_name not in JOBS:
             continue
@@ -103,10 +101,6 @@ def _partitions_in_flight(instance: DagsterInstance) -> set[str]:
     return keys
 
 
-def _aware(value: datetime) -> datetime:
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
-
-
 def plan_recovery(
     instance: DagsterInstance,
     warehouse: WarehouseResource,
@@ -119,8 +113,7 @@ def plan_recovery(
         run = instance.get_run_by_id(run_id)
         if run is not None:
             settle_finished_run(instance, warehouse, run, recovery.policy)
-    candidates = recovery_candidates(
-        warehouse,
+    candidates = warehouse.recovery_candidates(
         now=now,
         stale_before=now - timedelta(seconds=recovery.stale_after_s),
         limit=MAX_CANDIDATES_PER_TICK,
@@ -149,7 +142,7 @@ def plan_recovery(
             )
             continue
         current = max(inventory, key=lambda r: r["version"])
-        retry_due = row["next_attempt_at"] is not None and _aware(row["next_attempt_at"]) <= now
+        retry_due = row["next_attempt_at"] is not None and as_utc(row["next_attempt_at"]) <= now
         if row["status"] == "queued" and retry_due:
             # An outage whose wait is over, or an operator's re-queue (attempt 0).
             requests.append(_request(warehouse, row, current, (row["attempt"] or 0) + 1))

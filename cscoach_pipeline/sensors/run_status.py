@@ -4,8 +4,6 @@ to record, run cancelled), and schedules outages for a retry with backoff."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 from dagster import (
     DagsterEventType,
     DagsterInstance,
@@ -24,6 +22,7 @@ from ..lib.partition_keys import display_key
 from ..lib.recovery import (
     FINAL_STATUSES,
     GAVE_UP,
+    SOURCE_KEY_TAG,
     VERSION_TAG,
     FailureKind,
     RetryPolicy,
@@ -33,13 +32,7 @@ from ..lib.recovery import (
     run_attempt,
 )
 from ..resources.recovery import RecoveryResource
-from ..resources.warehouse import WarehouseResource, utcnow
-
-
-def _aware(value: datetime | None) -> datetime | None:
-    if value is not None and value.tzinfo is None:
-        return value.replace(tzinfo=UTC)
-    return value
+from ..resources.warehouse import WarehouseResource, as_utc, utcnow
 
 
 def settle_finished_run(
@@ -67,8 +60,7 @@ def settle_finished_run(
         if row["run_id"] != run.run_id:
             record = instance.get_run_record_by_id(run.run_id)
             started = record.start_time if record else None
-            updated = _aware(row["updated_at"])
-            if started is None or (updated and updated.timestamp() >= started):
+            if started is None or as_utc(row["updated_at"]).timestamp() >= started:
                 return None  # a later outcome (or one recorded outside this run) stands
         elif row["status"] != "failed" or row["failure_kind"] != FailureKind.OUTAGE:
             return None  # the step recorded the precise outcome already
@@ -88,7 +80,7 @@ def settle_finished_run(
         failure = failure_from_events(events, run_message or _run_failure_message(instance, run))
     if failure.kind == FailureKind.SUPERSEDED:
         return None
-    source_key = row["source_key"] if row else display_key(run.tags.get("cscoach/source_key", ""))
+    source_key = row["source_key"] if row else display_key(run.tags.get(SOURCE_KEY_TAG, ""))
     return _write(warehouse, source_key, consultation_id, run, failure, policy)
 
 

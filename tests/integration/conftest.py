@@ -6,8 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import media_factory as mf
-from tests.support.media_factory import Line
+from tests.support.media_factory import Line, stereo_call
 from tests.support.scripts import GOOD_CALL
 
 SHORT_CALL = [
@@ -18,15 +17,11 @@ SHORT_CALL = [
 
 @pytest.fixture(scope="session")
 def short_call_wav(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """~8 s stereo call (agent left, customer right), espeak-ng voices."""
-    root = tmp_path_factory.mktemp("short-call")
-    agent, customer = mf.dialogue_tracks(SHORT_CALL, root / "lines")
-    return mf.write_wav(root / "short_call.wav", [agent, customer])
+    """~8 s call."""
+    return stereo_call(tmp_path_factory.mktemp("short-call"), "short_call", SHORT_CALL)
 
 
 @pytest.fixture(scope="session")
 def long_call_wav(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """~50 s stereo call: several seconds of transcription, a window to kill a run in."""
-    root = tmp_path_factory.mktemp("long-call")
-    agent, customer = mf.dialogue_tracks(GOOD_CALL, root / "lines")
-    return mf.write_wav(root / "long_call.wav", [agent, customer])
+    """~50 s call: several seconds of transcription, a window to kill a run in."""
+    return stereo_call(tmp_path_factory.mktemp("long-call"), "long_call", GOOD_CALL)

@@ -32,11 +32,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import media_factory as mf
 from tests.support.daemon import DagsterDeployment, deployment
 from tests.support.fake_gemini import FakeGemini
 from tests.support.leaks import digits, leaks, private_text
-from tests.support.media_factory import Line
+from tests.support.media_factory import Line, stereo_call
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(400)]
 
@@ -391,9 +390,7 @@ DICTATED_CARD = [
 
 @pytest.fixture(scope="module")
 def dictated_card_wav(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("dictated-card")
-    agent, customer = mf.dialogue_tracks(DICTATED_CARD, root / "lines")
-    return mf.write_wav(root / "dictated_card.wav", [agent, customer])
+    return stereo_call(tmp_path_factory.mktemp("dictated-card"), "dictated_card", DICTATED_CARD)
 
 
 def test_split_pii_never_leaves_the_private_transcript(  # type: ignore[no-untyped-def]

@@ -14,7 +14,7 @@ from dagster import DagsterEvent, DagsterEventType, DagsterRunStatus, build_sens
 
 from cscoach_pipeline.lib import tables
 from cscoach_pipeline.resources.recovery import RecoveryResource
-from cscoach_pipeline.resources.warehouse import mark_for_requeue, utcnow
+from cscoach_pipeline.resources.warehouse import utcnow
 from cscoach_pipeline.sensors import recover_stranded_consultations
 from cscoach_pipeline.sensors.recovery import plan_recovery
 from tests.support.pipeline import PipelineHarness
@@ -101,11 +101,18 @@ def test_operator_requeue_launches_at_once(harness: PipelineHarness) -> None:
     harness.warehouse.set_status(
         key, "incoming/call.txt", "failed", error="cancelled", failure_kind="cancelled"
     )
-    assert mark_for_requeue(harness.warehouse, statuses=["failed"], dry_run=True) == [key]
+    assert harness.warehouse.mark_for_requeue(statuses=["failed"], dry_run=True) == [key]
     assert harness.status_by_key()["incoming/call.txt"]["status"] == "failed"
-    assert mark_for_requeue(harness.warehouse, statuses=["failed"]) == [key]
+    assert harness.warehouse.mark_for_requeue(statuses=["failed"]) == [key]
     (request,) = plan_recovery(harness.instance, harness.warehouse, RECOVERY, utcnow(), _Log())
     assert request.tags["cscoach/attempt"] == "1"
+
+
+def _run_for(harness: PipelineHarness, key: str):  # type: ignore[no-untyped-def]
+    job = harness.defs.resolve_job_def("process_consultation")
+    return harness.instance.create_run_for_job(
+        job, tags={"dagster/partition": key, "cscoach/version": "1"}
+    )
 
 
 def _mark_started(harness: PipelineHarness, run_id: str, pid: int) -> None:
@@ -140,10 +147,7 @@ def test_run_whose_worker_died_is_failed_and_queued_for_a_retry(
     harness: PipelineHarness,
 ) -> None:
     key = _queued(harness)
-    job = harness.defs.resolve_job_def("process_consultation")
-    run = harness.instance.create_run_for_job(
-        job, tags={"dagster/partition": key, "cscoach/version": "1"}
-    )
+    run = _run_for(harness, key)
     worker = subprocess.Popen(["sleep", "60"])
     _mark_started(harness, run.run_id, worker.pid)
     harness.warehouse.set_status(key, "incoming/call.txt", "processing", run_id=run.run_id)
@@ -165,10 +169,7 @@ def test_outage_recorded_by_a_step_but_never_settled_is_scheduled(
     harness: PipelineHarness,
 ) -> None:
     key = _queued(harness)
-    job = harness.defs.resolve_job_def("process_consultation")
-    run = harness.instance.create_run_for_job(
-        job, tags={"dagster/partition": key, "cscoach/version": "1"}
-    )
+    run = _run_for(harness, key)
     harness.instance.report_run_failed(run)
     # The step wrote its outage, then the failure sensor never got to it (warehouse down).
     harness.warehouse.set_status(

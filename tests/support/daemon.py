@@ -33,7 +33,6 @@ import copy
 import hashlib
 import json
 import os
-import re
 import shutil
 import signal
 import socket
@@ -67,7 +66,6 @@ TEST_ENV: dict[str, str] = {
     "CSCOACH_SENSOR_INTERVAL_S": "2",
 }
 
-_STARTED_PROCESS = re.compile(r"Started process for run \(pid: (\d+)\)")
 T = TypeVar("T")
 
 
@@ -352,14 +350,16 @@ class DagsterDeployment:
     def _worker_pids_from_events(self) -> dict[str, int]:
         from dagster import DagsterEventType
 
+        from cscoach_pipeline.lib.recovery import worker_pid
+
         pids: dict[str, int] = {}
         for run in self.runs():
             if run.finished:
                 continue
-            for record in self.instance.all_logs(run.run_id, of_type=DagsterEventType.ENGINE_EVENT):
-                match = _STARTED_PROCESS.search(record.message or "")
-                if match:
-                    pids[run.run_id] = int(match[1])
+            events = self.instance.all_logs(run.run_id, of_type=DagsterEventType.ENGINE_EVENT)
+            pid = worker_pid(events)
+            if pid is not None:
+                pids[run.run_id] = pid
         return pids
 
     # --------------------------------------------------------------------------- bucket

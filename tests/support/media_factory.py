@@ -95,6 +95,12 @@ def video_without_audio(path: Path, seconds: float = 2.0) -> Path:
     return path
 
 
+def stereo_call(root: Path, name: str, script: list[Line]) -> Path:
+    """`root/<name>.wav`: a stereo call (agent left, customer right) in espeak-ng voices."""
+    agent, customer = dialogue_tracks(script, root / "lines")
+    return write_wav(root / f"{name}.wav", [agent, customer])
+
+
 def make_call_recordings(root: Path) -> dict[str, Path]:
     """The standard test set: the good and bad scripted calls as stereo/mono wav, mp3 and
     mp4, plus silence and a video without audio."""

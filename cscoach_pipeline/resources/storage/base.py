@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping
@@ -22,6 +23,14 @@ class ObjectNotFound(StorageError):
 class StorageDiskError(StorageError):
     """The disk behind the store refused a write (full, over quota, I/O error): an
     infrastructure outage to retry, not a fault of the consultation."""
+
+
+# Write failures that are the disk's, not the artifact's: retried as an outage.
+DISK_ERRNOS = {
+    errno.ENOSPC: "no space left on the bucket's disk",
+    errno.EDQUOT: "disk quota exceeded on the bucket's disk",
+    errno.EIO: "I/O error on the bucket's disk",
+}
 
 
 _NO_METADATA: Mapping[str, str] = MappingProxyType({})

@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from .base import (
+    DISK_ERRNOS,
     ObjectNotFound,
     ObjectStore,
     StorageDiskError,
@@ -33,12 +34,6 @@ from .base import (
 _CHUNK = 1024 * 1024
 UNDECODABLE_NAME = "the file name is not valid UTF-8 or CP949/EUC-KR: rename the file"
 _ESCAPE = re.compile(r"\\x([0-9a-f]{2})")
-# Write failures that are the disk's, not the artifact's: retried as an outage.
-_DISK_ERRNOS = {
-    errno.ENOSPC: "no space left on the bucket's disk",
-    errno.EDQUOT: "disk quota exceeded on the bucket's disk",
-    errno.EIO: "I/O error on the bucket's disk",
-}
 
 
 def _text_name(name: str, parent: str) -> tuple[str, str | None]:
@@ -223,9 +218,9 @@ class LocalFolderStore(ObjectStore):
             os.replace(tmp, path)
             tmp = None
         except OSError as exc:
-            if exc.errno in _DISK_ERRNOS:
+            if exc.errno in DISK_ERRNOS:
                 raise StorageDiskError(
-                    f"writing {key!r} failed: {_DISK_ERRNOS[exc.errno]} ({exc.strerror})"
+                    f"writing {key!r} failed: {DISK_ERRNOS[exc.errno]} ({exc.strerror})"
                 ) from exc
             raise
         finally:
