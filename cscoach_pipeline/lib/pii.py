@@ -134,7 +134,8 @@ def redact_segments(
         for index, speaker in enumerate(speakers):
             if speaker is not None and speaker.lower() not in _UNKNOWN_SPEAKERS:
                 by_speaker.setdefault(speaker, []).append(index)
-        streams += [members for members in by_speaker.values() if len(members) > 1]
+        # A speaker who has every segment (a monologue) adds nothing to the stream above.
+        streams += [m for m in by_speaker.values() if 1 < len(m) < n]
     for stream in streams:
         run: list[int] = []
         for index in stream:
@@ -151,7 +152,7 @@ def redact_segments(
 def _scan_windows(combiner: _Combiner, texts: Sequence[str], run: list[int], size: int) -> None:
     """Scan a run of linked segments in windows of at most ``size`` that overlap by half.
 
-    Every finding is made of digits, number words or an email's "@"/"at"/"dot", so only
+    Every finding is made of digits, number words or an email's "@"/"at"/"dot"/".com", so only
     stretches of such segments are joined, each with the segment before it for its cue.
     """
     stretches: list[list[int]] = []
@@ -457,8 +458,6 @@ _CUE_RE = re.compile(
 )
 _CUE_WINDOW_WORDS = 5
 _SENTENCE_END_RE = re.compile(r"[.?!。]\s")
-# What any finding is made of: a digit, a number word, or an email's "@" / "at" / "dot".
-_HINT_RE = re.compile(rf"\d|@|\b(?:at|dot|{_NUM_WORD})\b", re.IGNORECASE)
 
 
 def _cue_kind(before: str) -> PiiKind | None:
@@ -524,6 +523,9 @@ _EMAIL_RE = re.compile(
 )
 
 _TLDS = "com|net|org|edu|gov|mil|info|biz|io|ai|me|co|kr|us|uk|jp|cn|ca|de|fr|au|app|dev"
+# What any finding is made of: a digit, a number word, an email's "@" / "at" / "dot", or a
+# domain ending (speech-to-text writes "jon at simple dot com" as "jongofimple.com").
+_HINT_RE = re.compile(rf"\d|@|\b(?:at|dot|{_NUM_WORD})\b|\.(?:{_TLDS})\b", re.IGNORECASE)
 # Words that commonly precede "at" in ordinary speech ("look at", "me at") and so must not
 # be taken as a spoken local part.
 _AT_STOPWORDS = (

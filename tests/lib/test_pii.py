@@ -399,3 +399,9 @@ def test_a_single_segment_is_redacted_as_redact_does(text: str) -> None:
 def test_mismatched_lengths_are_rejected() -> None:
     with pytest.raises(ValueError, match="starts has 1 items for 2 texts"):
         redact_segments(["a", "b"], starts=[0.0])
+
+
+def test_email_written_as_a_domain_in_the_next_segment_is_redacted() -> None:
+    # The cue ("my email is") and an address without "@" sit in neighbouring segments.
+    results = redact_segments(["my email is", "jongofimple.com"])
+    assert [r.text for r in results] == ["my email is", "[EMAIL]"]
