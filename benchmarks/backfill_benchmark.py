@@ -23,13 +23,16 @@ from typing import Any
 from dagster import DagsterInstance, Definitions
 
 from benchmarks.results import save_results
-from cscoach_pipeline.assets import consultation_assets
-from cscoach_pipeline.assets.consultation import BACKFILL_PARTITIONS_PER_RUN, TRANSCRIPT_ARTIFACT
-from cscoach_pipeline.jobs import PROMPT_VERSION_TAG, reanalyze_consultations_job
-from cscoach_pipeline.lib import tables
-from cscoach_pipeline.lib.transcript import Segment, Speaker, Transcript
-from cscoach_pipeline.partitions import consultation_partitions
-from cscoach_pipeline.resources import (
+from cscoach_pipeline.defs.consultation_assets import (
+    BACKFILL_PARTITIONS_PER_RUN,
+    TRANSCRIPT_ARTIFACT,
+    consultation_assets,
+)
+from cscoach_pipeline.defs.jobs import PROMPT_VERSION_TAG, reanalyze_consultations_job
+from cscoach_pipeline.defs.partitions import consultation_partitions
+from cscoach_pipeline.defs.speech.transcript import Segment, Speaker, Transcript
+from cscoach_pipeline.defs.warehouse import tables
+from cscoach_pipeline.resources_build import (
     AnalyzerResource,
     BucketResource,
     SpeechToTextResource,

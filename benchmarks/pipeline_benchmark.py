@@ -30,8 +30,8 @@ from typing import Any
 import numpy as np
 
 from benchmarks.results import save_results
-from cscoach_pipeline.lib.media import read_wav
-from cscoach_pipeline.lib.speech import (
+from cscoach_pipeline.defs.speech.media import read_wav
+from cscoach_pipeline.defs.speech.transcribe import (
     FasterWhisperEngine,
     OpenAIWhisperEngine,
     bundled_model_path,
@@ -118,7 +118,7 @@ def _openai_engine(ct2_dir: str | None, cache: Path) -> OpenAIWhisperEngine:
 
 
 def _as_pcm(source: Path, cache: Path, channels: int) -> Path:
-    from cscoach_pipeline.lib.media import extract_audio
+    from cscoach_pipeline.defs.speech.media import extract_audio
 
     target = cache / f"{source.stem}.{channels}ch.wav"
     extract_audio(source, target, channels, 120)
@@ -194,7 +194,7 @@ def drop_to_rows(recordings: dict[str, Path], files: int, port: int) -> dict[str
 
 def _with_tail(source: Path, index: int) -> bytes:
     """A copy of a WAV with a few samples of silence appended: new content, same speech."""
-    from cscoach_pipeline.lib.media import read_wav as _read
+    from cscoach_pipeline.defs.speech.media import read_wav as _read
 
     audio = _read(source)
     tail = np.zeros((audio.shape[0], 16 * (index + 1)), dtype=np.float32)

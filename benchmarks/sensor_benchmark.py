@@ -29,12 +29,12 @@ from typing import Any
 from dagster import DagsterInstance, Definitions, SensorResult, build_sensor_context
 
 from benchmarks.results import save_results
-from cscoach_pipeline.jobs import process_consultation_job
-from cscoach_pipeline.lib import tables
-from cscoach_pipeline.lib.partition_keys import consultation_id_for
-from cscoach_pipeline.resources import BucketResource, WarehouseResource
-from cscoach_pipeline.resources.storage import _open_cached
-from cscoach_pipeline.sensors import consultation_bucket_sensor
+from cscoach_pipeline.defs.ingest.partition_keys import consultation_id_for
+from cscoach_pipeline.defs.ingest.sensors import consultation_bucket_sensor
+from cscoach_pipeline.defs.ingest.storage import _open_cached
+from cscoach_pipeline.defs.jobs import process_consultation_job
+from cscoach_pipeline.defs.warehouse import tables
+from cscoach_pipeline.resources_build import BucketResource, WarehouseResource
 
 
 def _body(index: int) -> bytes:

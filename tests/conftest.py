@@ -13,8 +13,8 @@ from tests.support.pipeline import PipelineHarness
 
 @pytest.fixture(autouse=True)
 def _offline(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    from cscoach_pipeline.lib.resilience import reset_shared
-    from cscoach_pipeline.resources.analyzer import _gemini
+    from cscoach_pipeline.defs.analysis.resources import _gemini
+    from cscoach_pipeline.resilience import reset_shared
 
     monkeypatch.delenv("GEMINI_API_KEY", raising=False)
     # The circuit breaker, rate limiter and Gemini clients are process-wide by design;

@@ -9,8 +9,8 @@ from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Any
 
-from .fake_supabase_storage import FakeSupabaseStorage
-from .s3_server import S3Bucket
+from tests.support.fake_supabase_storage import FakeSupabaseStorage
+from tests.support.s3_server import S3Bucket
 
 
 class BucketBackend(ABC):

@@ -350,7 +350,7 @@ class DagsterDeployment:
     def _worker_pids_from_events(self) -> dict[str, int]:
         from dagster import DagsterEventType
 
-        from cscoach_pipeline.lib.recovery import worker_pid
+        from cscoach_pipeline.defs.recovery.policy import worker_pid
 
         pids: dict[str, int] = {}
         for run in self.runs():
@@ -406,7 +406,7 @@ class DagsterDeployment:
             from sqlalchemy.engine import make_url
             from sqlalchemy.pool import NullPool
 
-            from cscoach_pipeline.resources.warehouse import with_default_driver
+            from cscoach_pipeline.defs.warehouse.resources import with_default_driver
 
             # The same driver choice as the pipeline (postgresql:// means psycopg2).
             url = with_default_driver(make_url(self.warehouse_url))

@@ -34,7 +34,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any
 
-from cscoach_pipeline.lib.analysis_schema import RUBRIC_CRITERIA, ConsultationAnalysis
+from cscoach_pipeline.defs.analysis.schema import RUBRIC_CRITERIA, ConsultationAnalysis
 
 FAKE_SUMMARY = "FAKE-GEMINI summary"
 DEFAULT_KNOWN_MODELS = frozenset(

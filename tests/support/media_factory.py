@@ -104,7 +104,7 @@ def stereo_call(root: Path, name: str, script: list[Line]) -> Path:
 def make_call_recordings(root: Path) -> dict[str, Path]:
     """The standard test set: the good and bad scripted calls as stereo/mono wav, mp3 and
     mp4, plus silence and a video without audio."""
-    from .scripts import BAD_CALL, GOOD_CALL
+    from tests.support.scripts import BAD_CALL, GOOD_CALL
 
     agent, customer = dialogue_tracks(GOOD_CALL, root / "good")
     bad_agent, bad_customer = dialogue_tracks(BAD_CALL, root / "bad")

@@ -20,20 +20,19 @@ from dagster import (
     build_sensor_context,
 )
 
-from cscoach_pipeline.assets import consultation_assets
-from cscoach_pipeline.jobs import process_consultation_job, reanalyze_consultations_job
-from cscoach_pipeline.lib import tables
-from cscoach_pipeline.partitions import consultation_partitions
-from cscoach_pipeline.resources import (
+from cscoach_pipeline.defs.consultation_assets import consultation_assets
+from cscoach_pipeline.defs.ingest.sensors import consultation_bucket_sensor
+from cscoach_pipeline.defs.jobs import process_consultation_job, reanalyze_consultations_job
+from cscoach_pipeline.defs.partitions import consultation_partitions
+from cscoach_pipeline.defs.warehouse import tables
+from cscoach_pipeline.resources_build import (
     AnalyzerResource,
     BucketResource,
     RecoveryResource,
     SpeechToTextResource,
     WarehouseResource,
 )
-from cscoach_pipeline.sensors import consultation_bucket_sensor
-
-from .backends import BucketBackend, LocalBackend
+from tests.support.backends import BucketBackend, LocalBackend
 
 BI_TABLES = (
     "consultations",

@@ -72,7 +72,7 @@ def use_s3_endpoint(
     """Point the standard AWS environment (what boto3 reads) at `endpoint`, isolated from the
     developer's own AWS config, and drop stores cached for the previous environment (callers
     clear `_open_cached` again after the test)."""
-    from cscoach_pipeline.resources.storage import _open_cached
+    from cscoach_pipeline.defs.ingest.storage import _open_cached
 
     for name in _AWS_OVERRIDES:
         monkeypatch.delenv(name, raising=False)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .media_factory import Line
+from tests.support.media_factory import Line
 
 GOOD_CALL = [
     Line("agent", "Thank you for calling Acme support, my name is Sarah. "

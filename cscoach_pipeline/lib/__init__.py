@@ -1,1 +1,0 @@
-"""Pure domain logic (no Dagster imports): parsing, media, PII, metrics, analysis rules."""

@@ -1,0 +1,151 @@
+"""Records a failed or cancelled run's true reason on its consultation when the failure
+bypassed the assets' own error handling (worker killed, warehouse down while the step tried
+to record, run cancelled), and schedules outages for a retry with backoff."""
+
+from __future__ import annotations
+
+from dagster import (
+    DagsterEventType,
+    DagsterInstance,
+    DagsterRun,
+    DagsterRunStatus,
+    DefaultSensorStatus,
+    RunFailureSensorContext,
+    RunStatusSensorContext,
+    run_failure_sensor,
+    run_status_sensor,
+)
+
+from cscoach_pipeline.defs.ingest.partition_keys import display_key
+from cscoach_pipeline.defs.jobs import process_consultation_job
+from cscoach_pipeline.defs.recovery.policy import (
+    FINAL_STATUSES,
+    GAVE_UP,
+    SOURCE_KEY_TAG,
+    VERSION_TAG,
+    FailureKind,
+    RetryPolicy,
+    RunFailure,
+    failure_from_events,
+    outage_message,
+    run_attempt,
+)
+from cscoach_pipeline.defs.recovery.resources import RecoveryResource
+from cscoach_pipeline.defs.warehouse import tables
+from cscoach_pipeline.defs.warehouse.resources import WarehouseResource, as_utc, utcnow
+
+
+def settle_finished_run(
+    instance: DagsterInstance,
+    warehouse: WarehouseResource,
+    run: DagsterRun,
+    policy: RetryPolicy,
+    run_message: str | None = None,
+) -> str | None:
+    """Give the consultation of a failed or cancelled run its final status and true reason;
+    an outage gets its retry time. Idempotent. Returns the status written, if any."""
+    consultation_id = run.tags.get("dagster/partition")
+    if not consultation_id:
+        return None  # multi-partition runs (backfills) report each consultation themselves
+    inventory = warehouse.fetch_rows(tables.bucket_objects, consultation_id=consultation_id)
+    current = max((r["version"] for r in inventory if r["state"] == "active"), default=None)
+    run_version = run.tags.get(VERSION_TAG)
+    if run_version is not None and current is not None and int(run_version) < current:
+        return None  # superseded: the newer version's run owns the status
+    rows = warehouse.fetch_rows(tables.consultation_status, consultation_id=consultation_id)
+    row = rows[0] if rows else None
+    if row is not None and row["run_id"] == run.run_id and row["next_attempt_at"] is not None:
+        return None  # this run's outage is already scheduled for a retry
+    if row is not None and row["status"] in FINAL_STATUSES:
+        if row["run_id"] != run.run_id:
+            record = instance.get_run_record_by_id(run.run_id)
+            started = record.start_time if record else None
+            if started is None or as_utc(row["updated_at"]).timestamp() >= started:
+                return None  # a later outcome (or one recorded outside this run) stands
+        elif row["status"] != "failed" or row["failure_kind"] != FailureKind.OUTAGE:
+            return None  # the step recorded the precise outcome already
+        elif GAVE_UP in (row["error"] or ""):
+            return None  # the last attempt, already settled
+        else:  # an outage recorded by the step: retry it, or give up
+            failure = RunFailure(row["error"] or "outage", FailureKind.OUTAGE, row["stage"])
+            return _write(warehouse, row["source_key"], consultation_id, run, failure, policy)
+    if run.status == DagsterRunStatus.CANCELED:
+        failure = RunFailure(
+            "the run was cancelled; re-queue it with `python -m cscoach_pipeline.requeue`",
+            FailureKind.CANCELLED,
+            "run",
+        )
+    else:
+        events = instance.all_logs(run.run_id, of_type=DagsterEventType.STEP_FAILURE)
+        failure = failure_from_events(events, run_message or _run_failure_message(instance, run))
+    if failure.kind == FailureKind.SUPERSEDED:
+        return None
+    source_key = row["source_key"] if row else display_key(run.tags.get(SOURCE_KEY_TAG, ""))
+    return _write(warehouse, source_key, consultation_id, run, failure, policy)
+
+
+def _write(
+    warehouse: WarehouseResource,
+    source_key: str,
+    consultation_id: str,
+    run: DagsterRun,
+    failure: RunFailure,
+    policy: RetryPolicy,
+) -> str:
+    attempt = run_attempt(run.tags)
+    retry_at = None
+    error = failure.reason
+    if failure.kind == FailureKind.OUTAGE:
+        retry_at = policy.next_attempt_at(attempt, utcnow())
+        error = outage_message(failure.reason, attempt, policy, retry_at)
+    # An outage with a retry ahead is `queued` (it will run again), not `failed`: `failed`
+    # is final, so BI never counts a consultation that is still going to succeed.
+    status = "queued" if retry_at is not None else "failed"
+    warehouse.set_status(
+        consultation_id,
+        source_key,
+        status,
+        stage=failure.stage,
+        error=error,
+        run_id=run.run_id,
+        attempt=attempt,
+        failure_kind=failure.kind.value,
+        next_attempt_at=retry_at,
+    )
+    return status
+
+
+def _run_failure_message(instance: DagsterInstance, run: DagsterRun) -> str | None:
+    failures = instance.all_logs(run.run_id, of_type=DagsterEventType.RUN_FAILURE)
+    return failures[-1].message if failures else None
+
+
+@run_failure_sensor(
+    monitored_jobs=[process_consultation_job],
+    default_status=DefaultSensorStatus.RUNNING,
+    description="Marks consultations of failed runs as failed with the true reason; "
+    "outages are scheduled for a retry.",
+)
+def record_failed_consultation_run(
+    context: RunFailureSensorContext, warehouse: WarehouseResource, recovery: RecoveryResource
+) -> None:
+    settle_finished_run(
+        context.instance,
+        warehouse,
+        context.dagster_run,
+        recovery.policy,
+        context.failure_event.message,
+    )
+
+
+@run_status_sensor(
+    run_status=DagsterRunStatus.CANCELED,
+    monitored_jobs=[process_consultation_job],
+    default_status=DefaultSensorStatus.RUNNING,
+    description="Marks consultations of cancelled runs as failed (cancelled), never leaving "
+    "them `processing`.",
+)
+def record_cancelled_consultation_run(
+    context: RunStatusSensorContext, warehouse: WarehouseResource, recovery: RecoveryResource
+) -> None:
+    settle_finished_run(context.instance, warehouse, context.dagster_run, recovery.policy)

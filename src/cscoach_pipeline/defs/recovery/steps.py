@@ -1,0 +1,233 @@
+"""What every consultation asset shares: finding its source object, checking the run still
+owns it, and recording failures with their kind (the file's fault, or an outage to retry)."""
+
+from __future__ import annotations
+
+import errno
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import NoReturn
+
+from dagster import AssetExecutionContext, Failure, RetryRequested
+from sqlalchemy.exc import (
+    DBAPIError,
+    DisconnectionError,
+    InterfaceError,
+    InternalError,
+    OperationalError,
+    SQLAlchemyError,
+)
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+
+from cscoach_pipeline.defs.analysis.analyzers import AnalysisError
+from cscoach_pipeline.defs.ingest.partition_keys import display_key
+from cscoach_pipeline.defs.ingest.storage import ObjectNotFound, StorageError
+from cscoach_pipeline.defs.ingest.storage.base import DISK_ERRNOS
+from cscoach_pipeline.defs.recovery.policy import VERSION_TAG, FailureKind, run_attempt
+from cscoach_pipeline.defs.recovery.resources import RecoveryResource
+from cscoach_pipeline.defs.warehouse import tables
+from cscoach_pipeline.defs.warehouse.resources import WarehouseResource
+from cscoach_pipeline.errors import ConsultationInputError
+
+
+@dataclass(frozen=True)
+class ConsultationSource:
+    consultation_id: str
+    source_key: str  # the real object key: only for reading the bucket
+    version: int
+
+    @property
+    def shown_key(self) -> str:
+        """The key as tables, metadata and logs show it (no PII from the file name)."""
+        return display_key(self.source_key)
+
+
+class Superseded(Exception):
+    """A newer version of the file exists: this run must not write results."""
+
+
+def source_of(warehouse: WarehouseResource, consultation_id: str) -> ConsultationSource:
+    rows = warehouse.fetch_rows(tables.bucket_objects, consultation_id=consultation_id)
+    active = [r for r in rows if r["state"] != "rejected"] or rows
+    if not active:
+        raise Failure(
+            description=f"consultation {consultation_id!r} is not in the bucket inventory; "
+            "partitions are added by the bucket sensor"
+        )
+    row = max(active, key=lambda r: r["updated_at"])
+    return ConsultationSource(consultation_id, row["source_key"], row["version"])
+
+
+# Step retries inside the run ride out a blip of the bucket, the warehouse or the disk
+# (RecoveryResource: by default waits of 5 s and 15 s); a longer outage fails the run and the
+# recovery sensor retries the consultation later with a fresh run (sensors/recovery.py).
+
+# The store's own disk errors, and a read-only filesystem (a local scratch disk too).
+_DISK_ERRNOS = {*DISK_ERRNOS, errno.EROFS}
+
+
+def outage_reason(exc: BaseException) -> str | None:
+    """A readable reason when `exc` is an infrastructure outage (worth retrying later),
+    else None. Database messages keep only the driver's first line: never row values."""
+    if isinstance(exc, ObjectNotFound):
+        return None
+    if isinstance(exc, StorageError):
+        return f"the bucket was unavailable: {exc}"
+    if isinstance(exc, DBAPIError):
+        if exc.connection_invalidated or isinstance(
+            exc, OperationalError | InterfaceError | InternalError
+        ):
+            first = str(exc.orig).strip().splitlines()[0] if exc.orig else type(exc).__name__
+            return f"the warehouse was unavailable: {first}"
+        return None
+    if isinstance(exc, DisconnectionError | PoolTimeoutError):
+        return f"the warehouse was unavailable: {type(exc).__name__}"
+    if isinstance(exc, OSError) and exc.errno in _DISK_ERRNOS:
+        return f"the disk failed: {exc.strerror or exc}"
+    if isinstance(exc, ConnectionError | TimeoutError):
+        return f"a service was unreachable: {type(exc).__name__}: {exc}"
+    return None
+
+
+def _record_failure(
+    context: AssetExecutionContext,
+    warehouse: WarehouseResource,
+    source: ConsultationSource,
+    stage: str,
+    reason: str,
+    kind: FailureKind,
+) -> None:
+    try:
+        warehouse.set_status(
+            source.consultation_id,
+            source.shown_key,
+            "failed",
+            stage=stage,
+            error=reason,
+            run_id=context.run_id,
+            attempt=run_attempt(context.run.tags),
+            failure_kind=kind.value,
+        )
+    except SQLAlchemyError as exc:
+        # The warehouse itself is down: the run-failure sensor records the reason (taken from
+        # this step's failure event) once it is back.
+        context.log.warning(f"could not record the failure: {outage_reason(exc) or exc}")
+
+
+def _fail(
+    context: AssetExecutionContext,
+    warehouse: WarehouseResource,
+    source: ConsultationSource,
+    stage: str,
+    reason: str,
+    kind: FailureKind = FailureKind.INPUT,
+) -> NoReturn:
+    # Store messages quote the object key: show it as tables do, without PII from the name.
+    reason = reason.replace(source.source_key, source.shown_key)
+    _record_failure(context, warehouse, source, stage, reason, kind)
+    raise Failure(
+        description=reason,
+        metadata={"reason": reason, "stage": stage, "failure_kind": kind.value},
+    ) from None
+
+
+def record_status(
+    context: AssetExecutionContext,
+    warehouse: WarehouseResource,
+    source: ConsultationSource,
+    status: str,
+    stage: str,
+    error: str | None = None,
+) -> None:
+    """A status written by a step: with its run and attempt, under the shown key."""
+    warehouse.set_status(
+        source.consultation_id,
+        source.shown_key,
+        status,
+        stage=stage,
+        error=error,
+        run_id=context.run_id,
+        attempt=run_attempt(context.run.tags),
+    )
+
+
+def check_current(context: AssetExecutionContext, source: ConsultationSource) -> None:
+    """A run writes results only for the version it was started for: once the file was
+    replaced, the newer version's run owns the consultation."""
+    started_for = context.run.tags.get(VERSION_TAG)
+    if started_for is not None and int(started_for) < source.version:
+        raise Superseded(
+            f"superseded: this run was started for version {started_for} of the file, and "
+            f"version {source.version} has arrived since; its run writes the results"
+        )
+
+
+def _step_retries(context: AssetExecutionContext) -> tuple[int, float]:
+    # Every consultation asset takes the `recovery` resource for this; defaults otherwise.
+    recovery = getattr(context.resources, "recovery", None) or RecoveryResource()
+    return recovery.step_retries, recovery.step_retry_base_s
+
+
+def _outage_retry(context: AssetExecutionContext, reason: str, exc: BaseException) -> None:
+    retries, base_s = _step_retries(context)
+    if context.retry_number < retries:
+        context.log.warning(f"{reason}; retrying this step")
+        raise RetryRequested(
+            max_retries=retries, seconds_to_wait=base_s * 3**context.retry_number
+        ) from exc
+
+
+def _attempts(context: AssetExecutionContext) -> str:
+    return f"after {_step_retries(context)[0] + 1} attempts in this run"
+
+
+@contextmanager
+def consultation_step(
+    context: AssetExecutionContext,
+    warehouse: WarehouseResource,
+    stage: str,
+    partition_key: str | None = None,
+) -> Iterator[ConsultationSource]:
+    """Runs one step. A bad-input or analysis error fails this partition with its reason in
+    `consultation_status` and the UI, and never retries (the file will not get better). An
+    outage (bucket, warehouse, disk) retries the step with backoff; when it persists the
+    consultation fails as an outage, which the recovery sensor retries with a fresh run."""
+    key = partition_key or context.partition_key
+    try:
+        source = source_of(warehouse, key)
+    except SQLAlchemyError as exc:
+        reason = outage_reason(exc) or f"the warehouse failed: {type(exc).__name__}"
+        _outage_retry(context, reason, exc)
+        raise Failure(
+            description=f"{reason} ({_attempts(context)})",
+            metadata={"reason": reason, "stage": stage, "failure_kind": FailureKind.OUTAGE.value},
+        ) from None
+    try:
+        if partition_key is None:  # per-consultation runs carry their version
+            check_current(context, source)
+        yield source
+    except Superseded as exc:
+        # Not a failure of the consultation: leave its status to the newer run.
+        raise Failure(
+            description=str(exc),
+            metadata={"stage": stage, "failure_kind": FailureKind.SUPERSEDED.value},
+        ) from None
+    except ObjectNotFound as exc:
+        _fail(context, warehouse, source, stage, f"a file this step needs is missing: {exc}")
+    except (ConsultationInputError, AnalysisError) as exc:
+        _fail(context, warehouse, source, stage, str(exc))
+    except (Failure, RetryRequested):
+        raise
+    except Exception as exc:
+        reason = outage_reason(exc)
+        if reason is None:
+            reason = f"{stage} failed unexpectedly: {type(exc).__name__}: {exc}"
+            reason = reason.replace(source.source_key, source.shown_key)
+            _record_failure(context, warehouse, source, stage, reason, FailureKind.ERROR)
+            raise
+        _outage_retry(context, reason, exc)
+        _fail(
+            context, warehouse, source, stage,
+            f"{reason} ({_attempts(context)})", FailureKind.OUTAGE,
+        )  # fmt: skip

@@ -1,0 +1,230 @@
+"""The BI contract: warehouse tables as SQLAlchemy Core, portable between SQLite and PostgreSQL.
+
+Column comments are the documentation the README's table section mirrors.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    Float,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+
+from cscoach_pipeline.defs.analysis.schema import RUBRIC_CRITERIA
+
+metadata = MetaData()
+
+consultations = Table(
+    "consultations",
+    metadata,
+    Column("consultation_id", String(200), primary_key=True, comment="Dagster partition key"),
+    Column("source_key", Text, nullable=False, comment="object key in the bucket"),
+    Column("file_type", String(10), nullable=False, comment="text | audio | video"),
+    Column("extension", String(16), comment="lower-case file extension, e.g. .wav"),
+    Column("content_sha256", String(64), comment="sha256 of the original object"),
+    Column("size_bytes", BigInteger, comment="size of the original object"),
+    Column("version", Integer, comment="1 for the first content seen at this key, +1 per change"),
+    Column("duration_s", Float, comment="media duration, or last timestamp of timed text"),
+    Column("language", String(16), comment="detected language (ISO 639-1)"),
+    Column("channels", Integer, comment="audio channels kept for transcription (1 or 2)"),
+    Column("stt_engine", String(40), comment="faster-whisper | openai-whisper | null for text"),
+    Column("stt_model", Text, comment="Whisper model name or path"),
+    Column("uploaded_at", DateTime(timezone=True), comment="object's modification time"),
+    Column("agent_id", Text, comment="from sidecar, object metadata or key pattern"),
+    Column("agent_name", Text),
+    Column("team", Text),
+    Column("channel", Text, comment="contact channel: phone, chat, video, email..."),
+    Column("customer_id", Text),
+    Column("call_direction", Text, comment="inbound | outbound | ..."),
+    Column("recorded_at", DateTime(timezone=True), comment="when the conversation happened"),
+    Column("context_sources", JSON, comment="field -> sidecar | object_metadata | key_pattern"),
+    Column("artifacts_prefix", Text, comment="where derived artifacts of this consultation live"),
+    Column("report_location", Text, comment="the coaching report (Markdown) in the bucket"),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+consultation_status = Table(
+    "consultation_status",
+    metadata,
+    Column("consultation_id", String(200), primary_key=True),
+    Column("source_key", Text, nullable=False),
+    Column(
+        "status",
+        String(16),
+        nullable=False,
+        comment="queued | processing | succeeded | failed | no_speech | rejected",
+    ),
+    Column("stage", String(40), comment="last pipeline step that ran (asset name)"),
+    Column("error", Text, comment="readable reason; null on success"),
+    Column("run_id", String(64), comment="Dagster run that set this status"),
+    Column("attempt", Integer, comment="run attempt for this version (1 = first run)"),
+    Column(
+        "failure_kind",
+        String(16),
+        comment="input (the file: never retried) | outage (infrastructure: retried) | "
+        "superseded | cancelled",
+    ),
+    Column("next_attempt_at", DateTime(timezone=True), comment="when an outage is retried"),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+transcript_segments = Table(
+    "transcript_segments",
+    metadata,
+    Column("consultation_id", String(200), primary_key=True),
+    Column("segment_index", Integer, primary_key=True),
+    Column("start_s", Float, comment="null for untimed chat/text"),
+    Column("end_s", Float),
+    Column("speaker", String(10), nullable=False, comment="agent | customer | unknown"),
+    Column("channel", Integer, comment="audio channel the segment came from"),
+    Column("text", Text, nullable=False, comment="PII-redacted text"),
+    Column("confidence", Float, comment="0-1, exp(mean token log-prob); null for text"),
+)
+
+analyses = Table(
+    "analyses",
+    metadata,
+    Column("consultation_id", String(200), primary_key=True),
+    Column("prompt_version", String(40), primary_key=True),
+    Column("prompt_variant", String(40), comment="A/B variant of the prompt version, if any"),
+    Column("analyzer", String(40), nullable=False, comment="gemini | local-rules"),
+    Column("model", String(80), nullable=False),
+    Column("summary", Text, nullable=False),
+    Column("customer_intent", Text),
+    Column("issue", Text),
+    Column("resolution_status", String(24)),
+    Column("sentiment_start", String(10)),
+    Column("sentiment_end", String(10)),
+    Column("result_json", JSON, nullable=False, comment="the full validated analysis"),
+    Column("elapsed_s", Float),
+    Column("input_tokens", Integer, comment="prompt tokens billed (0 on a cache hit)"),
+    Column("output_tokens", Integer),
+    Column("cached_tokens", Integer, comment="prompt tokens served from Gemini's cache"),
+    Column("cost_usd", Float, comment="from the price table; 0 for local rules and cache hits"),
+    Column("requests", Integer, comment="HTTP requests made, retries and repair included"),
+    Column("cache_hit", Boolean, comment="reused a stored answer for identical input"),
+    Column("repaired", Boolean, comment="valid only after one repair round"),
+    Column("fallback_reason", Text, comment="why local rules answered instead of Gemini"),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+# Answers keyed by everything that determines them, so re-materialising an unchanged
+# consultation costs no tokens.
+analysis_cache = Table(
+    "analysis_cache",
+    metadata,
+    Column("cache_key", String(64), primary_key=True),
+    Column("prompt_version", String(40), nullable=False),
+    Column("model", String(80), nullable=False),
+    Column("schema_version", String(16), nullable=False),
+    Column("analyzer", String(40), nullable=False),
+    Column("result_json", JSON, nullable=False),
+    Column("input_tokens", Integer),
+    Column("output_tokens", Integer),
+    Column("cached_tokens", Integer),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+RUBRIC_COLUMNS = RUBRIC_CRITERIA
+
+quality_metrics = Table(
+    "quality_metrics",
+    metadata,
+    Column("consultation_id", String(200), primary_key=True),
+    Column("prompt_version", String(40), primary_key=True),
+    Column("prompt_variant", String(40), comment="A/B variant of the prompt version, if any"),
+    Column("overall_score", Float, nullable=False, comment="0-100, mean of rubric scores"),
+    *(Column(f"{name}_score", Integer, comment="rubric 0-5") for name in RUBRIC_COLUMNS),
+    Column("duration_s", Float),
+    Column("agent_talk_s", Float),
+    Column("customer_talk_s", Float),
+    Column("unknown_talk_s", Float),
+    Column("agent_talk_share", Float),
+    Column("customer_talk_share", Float),
+    Column("agent_words_per_minute", Float, comment="Korean: syllables per minute"),
+    Column("customer_words_per_minute", Float),
+    Column("non_talk_s", Float, comment="sum of gaps > 3 s with nobody talking"),
+    Column("non_talk_share", Float),
+    Column("longest_silence_s", Float),
+    Column("interruptions_by_agent", Integer),
+    Column("interruptions_by_customer", Integer),
+    Column("agent_response_latency_median_s", Float),
+    Column("agent_turns", Integer),
+    Column("customer_turns", Integer),
+    Column("segment_count", Integer),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+# Internal (not part of the BI contract): what the sensor has seen in the bucket, so a tick
+# never re-hashes unchanged objects and a changed object becomes a new version.
+bucket_objects = Table(
+    "bucket_objects",
+    metadata,
+    Column("source_key", String(1024), primary_key=True),
+    Column("consultation_id", String(200), nullable=False),
+    Column("version_token", String(200), nullable=False),
+    Column("size_bytes", BigInteger, nullable=False),
+    Column("fingerprint", String(200), comment="content identity: store ETag or sha256"),
+    Column("version", Integer, nullable=False),
+    Column("state", String(16), nullable=False, comment="active | rejected | deleted"),
+    Column("first_seen_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+
+# Internal: sensor state that must not sit in a Dagster cursor (it is stored with every tick),
+# e.g. the object key an unfinished listing resumes after.
+sensor_state = Table(
+    "sensor_state",
+    metadata,
+    Column("name", String(100), primary_key=True),
+    Column("value", Text),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+# Views for BI: history stays in the tables (one row per consultation and prompt version);
+# these give the latest answer per consultation and score shifts between prompt versions.
+_CRITERIA_UNION = "\nUNION ALL\n".join(
+    [
+        "SELECT consultation_id, prompt_version, 'overall' AS criterion, "
+        "CAST(overall_score AS FLOAT) AS score, created_at FROM quality_metrics"
+    ]
+    + [
+        f"SELECT consultation_id, prompt_version, '{name}' AS criterion, "
+        f"CAST({name}_score AS FLOAT) AS score, created_at FROM quality_metrics"
+        for name in RUBRIC_CRITERIA
+    ]
+)
+
+VIEWS: dict[str, str] = {
+    "latest_analyses": """
+        SELECT a.* FROM analyses a
+        WHERE a.created_at = (
+            SELECT MAX(b.created_at) FROM analyses b WHERE b.consultation_id = a.consultation_id
+        )""",
+    "latest_quality_metrics": """
+        SELECT q.* FROM quality_metrics q
+        WHERE q.created_at = (
+            SELECT MAX(r.created_at) FROM quality_metrics r
+            WHERE r.consultation_id = q.consultation_id
+        )""",
+    "rubric_scores_by_version": _CRITERIA_UNION,
+    "rubric_shifts": """
+        SELECT f.consultation_id, f.criterion,
+               f.prompt_version AS from_version, t.prompt_version AS to_version,
+               f.score AS from_score, t.score AS to_score, t.score - f.score AS shift
+        FROM rubric_scores_by_version f
+        JOIN rubric_scores_by_version t
+          ON f.consultation_id = t.consultation_id
+         AND f.criterion = t.criterion
+         AND f.created_at < t.created_at""",
+}

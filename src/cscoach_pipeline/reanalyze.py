@@ -1,0 +1,119 @@
+"""Launch a reanalysis backfill from the command line: analysis and scoring only (never
+speech-to-text), with a chosen prompt version, over all consultations, an upload date range
+or selected ones. It asks the running Dagster webserver for an asset backfill, so the
+backfill daemon batches 100 consultations per run, exactly as a backfill from the UI.
+
+    python -m cscoach_pipeline.reanalyze --prompt-version v2 --all
+    python -m cscoach_pipeline.reanalyze --prompt-version v2 --uploaded-from 2026-11-01 \\
+        --uploaded-to 2026-11-30
+    python -m cscoach_pipeline.reanalyze --prompt-version v2 --ids team-a__call-01.wav-3f9a1c2e
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import urllib.request
+from datetime import UTC, date, datetime, time, timedelta
+
+from sqlalchemy import select
+
+from cscoach_pipeline.defs.analysis.prompts import load_prompt
+from cscoach_pipeline.defs.jobs import PROMPT_VERSION_TAG
+from cscoach_pipeline.defs.warehouse import tables
+from cscoach_pipeline.defs.warehouse.resources import warehouse_engine
+from cscoach_pipeline.settings import load_settings
+
+LAUNCH = """
+mutation Launch($params: LaunchBackfillParams!) {
+  launchPartitionBackfill(backfillParams: $params) {
+    __typename
+    ... on LaunchBackfillSuccess { backfillId }
+    ... on PythonError { message }
+    ... on InvalidSubsetError { message }
+    ... on UnauthorizedError { message }
+  }
+}
+"""
+
+
+def select_consultations(
+    warehouse_url: str,
+    *,
+    uploaded_from: date | None = None,
+    uploaded_to: date | None = None,
+    ids: list[str] | None = None,
+) -> list[str]:
+    """Consultations that were analysed before (so they have a transcript), filtered."""
+    c, a = tables.consultations, tables.analyses
+    analysed = select(a.c.consultation_id)
+    query = (
+        select(c.c.consultation_id)
+        .where(c.c.consultation_id.in_(analysed))
+        .order_by(c.c.consultation_id)
+    )
+    if ids:
+        query = query.where(c.c.consultation_id.in_(ids))
+    if uploaded_from:
+        query = query.where(c.c.uploaded_at >= datetime.combine(uploaded_from, time(), UTC))
+    if uploaded_to:
+        end = datetime.combine(uploaded_to + timedelta(days=1), time(), UTC)
+        query = query.where(c.c.uploaded_at < end)
+    with warehouse_engine(warehouse_url).connect() as conn:
+        return [row[0] for row in conn.execute(query)]
+
+
+def launch_backfill(webserver: str, partitions: list[str], prompt_version: str) -> str:
+    params = {
+        "partitionNames": partitions,
+        "assetSelection": [{"path": ["consultation_analysis"]}, {"path": ["quality_metrics"]}],
+        "tags": [{"key": PROMPT_VERSION_TAG, "value": prompt_version}],
+    }
+    request = urllib.request.Request(
+        f"{webserver.rstrip('/')}/graphql",
+        data=json.dumps({"query": LAUNCH, "variables": {"params": params}}).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=60) as response:
+        answer = json.loads(response.read())["data"]["launchPartitionBackfill"]
+    if answer["__typename"] != "LaunchBackfillSuccess":
+        raise RuntimeError(f"Dagster refused the backfill: {answer.get('message', answer)}")
+    return answer["backfillId"]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--prompt-version", required=True, help="e.g. v2")
+    scope = parser.add_mutually_exclusive_group(required=True)
+    scope.add_argument("--all", action="store_true", help="every consultation")
+    scope.add_argument("--ids", nargs="+", help="consultation ids (partition keys)")
+    scope.add_argument("--uploaded-from", type=date.fromisoformat, help="YYYY-MM-DD")
+    parser.add_argument("--uploaded-to", type=date.fromisoformat, help="YYYY-MM-DD, inclusive")
+    parser.add_argument("--webserver", default="http://127.0.0.1:3000")
+    parser.add_argument("--dry-run", action="store_true", help="list, don't launch")
+    args = parser.parse_args(argv)
+    try:
+        load_prompt(args.prompt_version)
+    except ValueError as exc:
+        parser.error(str(exc))
+    partitions = select_consultations(
+        load_settings().warehouse_url,
+        uploaded_from=args.uploaded_from,
+        uploaded_to=args.uploaded_to,
+        ids=args.ids,
+    )
+    if not partitions:
+        print("no consultations match", file=sys.stderr)
+        return 1
+    print(f"{len(partitions)} consultations to re-analyse with prompt {args.prompt_version}")
+    if args.dry_run:
+        print("\n".join(partitions))
+        return 0
+    backfill = launch_backfill(args.webserver, partitions, args.prompt_version)
+    print(f"launched backfill {backfill}: see {args.webserver}/overview/backfills/{backfill}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
