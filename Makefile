@@ -4,22 +4,57 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 export DAGSTER_HOME ?= $(CURDIR)/data/dagster_home
+# Where `make dev` serves the UI: `make dev PORT=3001`, `make dev HOST=0.0.0.0` (every interface).
 HOST ?= 127.0.0.1
 PORT ?= 3000
+# The instance template `make dev` installs as $(DAGSTER_HOME)/dagster.yaml (target `instance`).
+INSTANCE_TEMPLATE := deploy/dagster.yaml
 # apt-get needs root; use sudo when we are not root and it exists.
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
-.PHONY: setup setup-test setup-openai-whisper dev test lint format bench clean
+.PHONY: setup setup-test setup-openai-whisper venv apt dev check-port instance sql test lint format \
+	bench clean
+
+# A .venv whose python cannot run pip (made without ensurepip, as on Debian without
+# python3-venv, or left behind by a removed or upgraded python) is rebuilt: marking its
+# marker phony makes `setup` run again, and that recreates the venv.
+ifneq ($(wildcard $(VENV)),)
+ifneq ($(shell $(BIN)/python -m pip --version >/dev/null 2>&1 && echo ok),ok)
+.PHONY: $(VENV)/.installed
+endif
+endif
 
 ## setup: Debian ffmpeg if absent, then .venv with the project and its dependencies
 setup: $(VENV)/.installed
 	@command -v ffmpeg >/dev/null && command -v ffprobe >/dev/null || $(MAKE) --no-print-directory apt PKGS="ffmpeg"
 
 $(VENV)/.installed: pyproject.toml
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e .
+	@$(BIN)/python -m pip --version >/dev/null 2>&1 || $(MAKE) --no-print-directory venv
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e .
 	touch $@
+
+## venv: a new .venv from $(PYTHON); installs Debian's python3.X-venv when ensurepip is missing
+# $(APT) rather than a literal $(MAKE): make -n would run a line naming $(MAKE) for real.
+APT = $(MAKE) --no-print-directory apt
+venv:
+	@if [ ! -e $(VENV) ]; then :; \
+	elif $(BIN)/python -m pip --version >/dev/null 2>&1; then echo "Recreating $(VENV)"; \
+	else echo "$(VENV) has no working python or pip: recreating it"; fi
+	rm -rf $(VENV)
+	@if ! $(PYTHON) -m venv $(VENV); then \
+	  rm -rf $(VENV); \
+	  exe=$$($(PYTHON) -c 'import os, sys; print(os.path.realpath(sys.executable))'); \
+	  pkg=$$($(PYTHON) -c 'import sys; print("python3.%d-venv" % sys.version_info[1])'); \
+	  if command -v apt-get >/dev/null && dpkg -S "$$exe" >/dev/null 2>&1; then \
+	    echo "$(PYTHON) -m venv failed; installing Debian's $$pkg (ensurepip), then retrying"; \
+	    $(APT) PKGS="$$pkg" && $(PYTHON) -m venv $(VENV) \
+	      || { rm -rf $(VENV); echo "Could not create $(VENV). Install $$pkg (sudo apt-get install $$pkg) and run make again." >&2; exit 1; }; \
+	  else \
+	    echo "Could not create $(VENV) with $(PYTHON) ($$exe). Give it ensurepip (Debian/Ubuntu: sudo apt-get install $$pkg), or choose another Python: make PYTHON=/path/to/python3.11 ..." >&2; \
+	    exit 1; \
+	  fi; \
+	fi
 
 ## setup-test: setup, plus test tools (espeak-ng, sox, PostgreSQL) and the dev extra
 setup-test: setup $(VENV)/.installed-dev $(VENV)/.installed-openai-whisper
@@ -30,7 +65,7 @@ setup-test: setup $(VENV)/.installed-dev $(VENV)/.installed-openai-whisper
 	if [ -n "$$missing" ]; then $(MAKE) --no-print-directory apt PKGS="$$missing"; fi
 
 $(VENV)/.installed-dev: $(VENV)/.installed pyproject.toml
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $@
 
 ## setup-openai-whisper: the optional openai-whisper engine (CPU torch first, no CUDA download)
@@ -40,20 +75,44 @@ TORCH_PIP_ARGS ?=
 setup-openai-whisper: $(VENV)/.installed-openai-whisper
 
 $(VENV)/.installed-openai-whisper: $(VENV)/.installed
-	$(BIN)/pip install --quiet $(TORCH_PIP_ARGS) '$(TORCH_SPEC)'
-	$(BIN)/pip install --quiet -e '.[openai-whisper]'
+	$(BIN)/python -m pip install --quiet $(TORCH_PIP_ARGS) '$(TORCH_SPEC)'
+	$(BIN)/python -m pip install --quiet -e '.[openai-whisper]'
 	touch $@
 
 apt:
 	$(SUDO) apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $(PKGS)
 
-## dev: Dagster UI + daemon on the embedded default (folder bucket, SQLite, offline)
-dev: setup
-	mkdir -p data/bucket/incoming "$(DAGSTER_HOME)"
-	cp dagster.yaml "$(DAGSTER_HOME)/dagster.yaml"
-	@echo "Drop consultations into $(CURDIR)/data/bucket/incoming ; UI on http://$(HOST):$(PORT)"
+## dev: Dagster UI + daemon on the embedded default (folder bucket, SQLite, offline).
+##      PORT=3001 / HOST=0.0.0.0 serve elsewhere; Ctrl-C stops the UI and the daemon.
+dev: check-port setup instance
+	mkdir -p data/bucket/incoming
+	@echo "Drop consultations into $(CURDIR)/data/bucket/incoming ; UI on http://$(HOST):$(PORT) ; Ctrl-C stops it"
 	$(BIN)/dagster dev -h $(HOST) -p $(PORT)
+
+# First, and with the system python: `dagster dev` would start the daemon and the code server
+# before failing on a taken port with one obscure line among its logs.
+check-port:
+	@$(PYTHON) deploy/check_port.py $(HOST) $(PORT)
+
+## instance: install deploy/dagster.yaml as $(DAGSTER_HOME)/dagster.yaml, keeping an edited one
+# Replaced only when missing or byte-identical to a released template (deploy/dagster.yaml.sha256).
+instance:
+	@mkdir -p "$(DAGSTER_HOME)"; \
+	installed="$(DAGSTER_HOME)/dagster.yaml"; \
+	if [ ! -e "$$installed" ]; then \
+	  cp $(INSTANCE_TEMPLATE) "$$installed" && echo "Installed $(INSTANCE_TEMPLATE) as $$installed"; \
+	elif cmp -s $(INSTANCE_TEMPLATE) "$$installed"; then \
+	  :; \
+	elif grep -q "^$$(sha256sum < "$$installed" | cut -d' ' -f1) " $(INSTANCE_TEMPLATE).sha256; then \
+	  cp $(INSTANCE_TEMPLATE) "$$installed" && echo "Updated $$installed to the current $(INSTANCE_TEMPLATE)"; \
+	else \
+	  echo "Keeping your edited $$installed; the template may have changed: diff $(INSTANCE_TEMPLATE) \"$$installed\""; \
+	fi
+
+## sql: print a query's result from the warehouse (SQLite or PostgreSQL): make sql Q="SELECT ..."
+sql: setup
+	@$(BIN)/python -m cscoach_pipeline.query $(if $(Q),"$$Q")
 
 ## test: unit + integration tests (real ffmpeg, Whisper tiny.en, Dagster, SQLite, PostgreSQL)
 test: setup-test
@@ -71,5 +130,6 @@ format: setup-test
 bench: setup-test
 	$(BIN)/python -m benchmarks.pipeline_benchmark
 
+## clean: start over: deletes .venv, all of data/ (bucket folder, warehouse, Dagster home), caches
 clean:
 	rm -rf $(VENV) data .pytest_cache .ruff_cache

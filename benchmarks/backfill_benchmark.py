@@ -20,24 +20,21 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from dagster import DagsterInstance, Definitions
+from dagster import DagsterInstance
 
 from benchmarks.results import save_results
-from cscoach_pipeline.defs.consultation_assets import (
-    BACKFILL_PARTITIONS_PER_RUN,
-    TRANSCRIPT_ARTIFACT,
-    consultation_assets,
-)
-from cscoach_pipeline.defs.jobs import PROMPT_VERSION_TAG, reanalyze_consultations_job
+from cscoach_pipeline.definitions import build_defs
+from cscoach_pipeline.defs.analysis.assets import BACKFILL_PARTITIONS_PER_RUN
+from cscoach_pipeline.defs.analysis.prompts import PROMPT_VERSION_TAG
+from cscoach_pipeline.defs.analysis.resources import AnalyzerResource
+from cscoach_pipeline.defs.ingest.resources import BucketResource
+from cscoach_pipeline.defs.jobs import reanalyze_consultations_job
 from cscoach_pipeline.defs.partitions import consultation_partitions
+from cscoach_pipeline.defs.privacy.redaction import TRANSCRIPT_ARTIFACT
 from cscoach_pipeline.defs.speech.transcript import Segment, Speaker, Transcript
 from cscoach_pipeline.defs.warehouse import tables
-from cscoach_pipeline.resources_build import (
-    AnalyzerResource,
-    BucketResource,
-    SpeechToTextResource,
-    WarehouseResource,
-)
+from cscoach_pipeline.defs.warehouse.resources import WarehouseResource
+from cscoach_pipeline.settings import Settings
 from tests.support.fake_gemini import FakeGemini, RecordedRequest, Reply, default_responder
 
 
@@ -77,9 +74,9 @@ def seed(
             {"consultation_id": key, "source_key": source_key, "status": "succeeded",
              "updated_at": now}
         )  # fmt: skip
-    warehouse.write_many(tables.bucket_objects, inventory)
-    warehouse.write_many(tables.consultation_status, statuses)
-    warehouse.write_many(tables.consultations, consultations)
+    warehouse.rows.write_many(tables.bucket_objects, inventory)
+    warehouse.rows.write_many(tables.consultation_status, statuses)
+    warehouse.rows.write_many(tables.consultations, consultations)
     instance.add_dynamic_partitions(consultation_partitions.name, keys)
     return bucket, warehouse
 
@@ -94,21 +91,16 @@ def run(count: int, latency_s: float, rpm: float, concurrency: int) -> dict[str,
         instance = DagsterInstance.ephemeral()
         bucket, warehouse = seed(Path(tmp), count, instance)
         analyzer = AnalyzerResource(
-            gemini_api_key="bench-key",
-            gemini_base_url=fake.url,
+            analyzer="gemini",
+            api_key="bench-key",
+            base_url=fake.url,
             requests_per_minute=rpm,
             max_concurrent=concurrency,
             backoff_base_s=0.5,
         )
-        defs = Definitions(
-            assets=consultation_assets,
-            jobs=[reanalyze_consultations_job],
-            resources={
-                "bucket": bucket,
-                "warehouse": warehouse,
-                "analyzer": analyzer,
-                "speech_to_text": SpeechToTextResource(),  # defined, never used here
-            },
+        settings = Settings(bucket_url=bucket.url, warehouse_url=warehouse.url)
+        defs = build_defs(
+            settings, resources={"bucket": bucket, "warehouse": warehouse, "analyzer": analyzer}
         )
         job = defs.resolve_job_def(reanalyze_consultations_job.name)
         keys = instance.get_dynamic_partitions(consultation_partitions.name)

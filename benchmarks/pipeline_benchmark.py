@@ -30,13 +30,10 @@ from typing import Any
 import numpy as np
 
 from benchmarks.results import save_results
+from cscoach_pipeline.defs.speech.engines import FasterWhisperEngine, OpenAIWhisperEngine
+from cscoach_pipeline.defs.speech.engines.models import bundled_model_path
 from cscoach_pipeline.defs.speech.media import read_wav
-from cscoach_pipeline.defs.speech.transcribe import (
-    FasterWhisperEngine,
-    OpenAIWhisperEngine,
-    bundled_model_path,
-    transcribe_recording,
-)
+from cscoach_pipeline.defs.speech.transcribe import transcribe_recording
 from tests.support import media_factory as mf
 from tests.support.media_factory import make_call_recordings
 

@@ -30,11 +30,12 @@ from dagster import DagsterInstance, Definitions, SensorResult, build_sensor_con
 
 from benchmarks.results import save_results
 from cscoach_pipeline.defs.ingest.partition_keys import consultation_id_for
-from cscoach_pipeline.defs.ingest.sensors import consultation_bucket_sensor
-from cscoach_pipeline.defs.ingest.storage import _open_cached
+from cscoach_pipeline.defs.ingest.resources import BucketResource
+from cscoach_pipeline.defs.ingest.sensors import build_bucket_sensor
+from cscoach_pipeline.defs.ingest.storage import S3Options, SupabaseOptions, _open_cached
 from cscoach_pipeline.defs.jobs import process_consultation_job
 from cscoach_pipeline.defs.warehouse import tables
-from cscoach_pipeline.resources_build import BucketResource, WarehouseResource
+from cscoach_pipeline.defs.warehouse.resources import WarehouseResource
 
 
 def _body(index: int) -> bytes:
@@ -72,7 +73,6 @@ def s3_backend(size: int) -> Iterator[tuple[dict[str, Any], Callable[[int], None
 
     with s3_server() as endpoint:
         os.environ.update(
-            AWS_ENDPOINT_URL=endpoint,
             AWS_ACCESS_KEY_ID=ACCESS_KEY,
             AWS_SECRET_ACCESS_KEY=SECRET_KEY,
             AWS_DEFAULT_REGION=REGION,
@@ -89,7 +89,7 @@ def s3_backend(size: int) -> Iterator[tuple[dict[str, Any], Callable[[int], None
 
         for index in range(size):
             put(index)
-        yield {"url": f"s3://{bucket}/cc"}, put
+        yield {"url": f"s3://{bucket}/cc", "s3": S3Options(endpoint_url=endpoint)}, put
 
 
 @contextmanager
@@ -107,8 +107,7 @@ def supabase_backend(size: int) -> Iterator[tuple[dict[str, Any], Callable[[int]
         yield (
             {
                 "url": f"supabase://{fake.default_bucket}/tenant",
-                "supabase_url": fake.url,
-                "supabase_key": fake.service_key,
+                "supabase": SupabaseOptions(url=fake.url, key=fake.service_key),
             },
             put,
         )
@@ -133,7 +132,7 @@ def _seed_inventory(bucket: BucketResource, warehouse: WarehouseResource) -> int
         }
         for obj in bucket.store().list_objects(bucket.incoming_prefix)
     ]
-    warehouse.write_many(tables.bucket_objects, rows)
+    warehouse.rows.write_many(tables.bucket_objects, rows)
     return len(rows)
 
 
@@ -142,13 +141,12 @@ def _tick(
 ) -> tuple[Any, str | None]:
     """One evaluation of the real sensor; returns its result and the cursor it left."""
     resources = {"bucket": bucket, "warehouse": warehouse}
-    defs = Definitions(
-        jobs=[process_consultation_job], sensors=[consultation_bucket_sensor], resources=resources
-    )
+    sensor = build_bucket_sensor()
+    defs = Definitions(jobs=[process_consultation_job], sensors=[sensor], resources=resources)
     context = build_sensor_context(
         instance=DagsterInstance.ephemeral(), cursor=cursor, resources=resources, definitions=defs
     )
-    result = consultation_bucket_sensor(context)
+    result = sensor(context)
     return result, (result.cursor if isinstance(result, SensorResult) else context.cursor)
 
 
@@ -157,10 +155,9 @@ def _resumes(cursor: str | None) -> bool:
 
 
 def measure(backend: str, size: int) -> dict[str, Any]:
-    os.environ["CSCOACH_SETTLE_SECONDS"] = "10"
     with BACKENDS[backend](size) as (bucket_kwargs, put), tempfile.TemporaryDirectory() as tmp:
         _open_cached.cache_clear()
-        bucket = BucketResource(**bucket_kwargs)
+        bucket = BucketResource(**bucket_kwargs, settle_seconds=10)
         warehouse = WarehouseResource(url=f"sqlite:///{tmp}/warehouse.db")
         started = time.perf_counter()
         seeded = _seed_inventory(bucket, warehouse)

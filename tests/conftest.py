@@ -13,17 +13,17 @@ from tests.support.pipeline import PipelineHarness
 
 @pytest.fixture(autouse=True)
 def _offline(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    from cscoach_pipeline.defs.analysis.resources import _gemini
+    from cscoach_pipeline.defs.analysis.analyzers.gemini import _cached_client
     from cscoach_pipeline.resilience import reset_shared
 
     monkeypatch.delenv("GEMINI_API_KEY", raising=False)
     # The circuit breaker, rate limiter and Gemini clients are process-wide by design;
     # every test starts with healthy, empty ones.
     reset_shared()
-    _gemini.cache_clear()
+    _cached_client.cache_clear()
     yield
     reset_shared()
-    _gemini.cache_clear()
+    _cached_client.cache_clear()
 
 
 @pytest.fixture

@@ -1,56 +1,80 @@
-"""Everything Dagster loads, merged in one place."""
+"""Everything Dagster loads, merged in one place from the stage folders under `defs/`.
+
+The settings are read and validated once, when the code location loads; each stage builds its
+assets, sensors and resources from them. Definitions are built lazily (`@dg.definitions`), so
+importing this module costs nothing, and the analyzer's start-up check runs only in the code
+server, not again in every run worker that reloads the definitions.
+"""
+
+from __future__ import annotations
 
 import logging
-import os
+from collections.abc import Mapping
+from typing import Any
 
-from dagster import Definitions
+import dagster as dg
 
+# Which load this is (the code server's, or a run worker's rebuild) has no public accessor.
+from dagster._core.definitions.definitions_load_context import (
+    DefinitionsLoadContext,
+    DefinitionsLoadType,
+)
+
+from cscoach_pipeline.defs.analysis import definitions as analysis
 from cscoach_pipeline.defs.analysis.analyzers import ConfigurationError
-from cscoach_pipeline.defs.consultation_assets import consultation_assets
-from cscoach_pipeline.defs.ingest.sensors import consultation_bucket_sensor
-from cscoach_pipeline.defs.jobs import (
-    process_consultation_job,
-    reanalyze_consultations_job,
-    requeue_consultations,
-)
-from cscoach_pipeline.defs.recovery.run_status import (
-    record_cancelled_consultation_run,
-    record_failed_consultation_run,
-)
-from cscoach_pipeline.defs.recovery.sensors import recover_stranded_consultations
-from cscoach_pipeline.resources_build import build_resources
-from cscoach_pipeline.settings import load_settings
+from cscoach_pipeline.defs.analysis.resources import AnalyzerResource
+from cscoach_pipeline.defs.ingest import definitions as ingest
+from cscoach_pipeline.defs.jobs import process_consultation_job, reanalyze_consultations_job
+from cscoach_pipeline.defs.privacy import definitions as privacy
+from cscoach_pipeline.defs.recovery import definitions as recovery
+from cscoach_pipeline.defs.speech import definitions as speech
+from cscoach_pipeline.defs.warehouse import definitions as warehouse
+from cscoach_pipeline.settings import Settings, load_settings
 
-resources = build_resources(load_settings())
+# In pipeline order; each has `defs(settings)` and `resources(settings)`.
+STAGES = (ingest, speech, privacy, analysis, warehouse, recovery)
 
 
-def _check_gemini_at_startup() -> None:
+def build_resources(settings: Settings) -> dict[str, Any]:
+    built: dict[str, Any] = {}
+    for stage in STAGES:
+        built |= stage.resources(settings)
+    return built
+
+
+def build_defs(settings: Settings, resources: Mapping[str, Any] | None = None) -> dg.Definitions:
+    """The whole pipeline for these settings; `resources` replaces built ones by key (tests
+    point the analyzer at a fake server, for instance)."""
+    return dg.Definitions.merge(
+        *(stage.defs(settings) for stage in STAGES),
+        dg.Definitions(
+            jobs=[process_consultation_job, reanalyze_consultations_job],
+            resources={**build_resources(settings), **(resources or {})},
+        ),
+    )
+
+
+def check_analyzer(settings: Settings) -> None:
     """An unknown model or a rejected key stops the code location from loading, with the
     reason shown in the UI, instead of failing every consultation one by one. A network
     problem here only warns: runs retry and the circuit breaker handles outages."""
-    api_key = os.environ.get("GEMINI_API_KEY")
-    if not api_key:
+    if settings.analyzer_name == "local-rules":
         return
     # The resource holds an EnvVar (resolved only inside runs): use the value directly here.
-    analyzer = resources["analyzer"].model_copy(update={"gemini_api_key": api_key})
+    key = settings.gemini_api_key.get_secret_value() if settings.gemini_api_key else None
+    configured = analysis.resources(settings)["analyzer"]
+    fields = {name: getattr(configured, name) for name in AnalyzerResource.model_fields}
     try:
-        analyzer.verify()
+        AnalyzerResource(**{**fields, "api_key": key}).verify()
     except ConfigurationError:
         raise
     except Exception as exc:
-        logging.getLogger(__name__).warning(f"could not verify the Gemini model at start-up: {exc}")
+        logging.getLogger(__name__).warning(f"could not verify the analyzer at start-up: {exc}")
 
 
-_check_gemini_at_startup()
-
-defs = Definitions(
-    assets=consultation_assets,
-    jobs=[process_consultation_job, reanalyze_consultations_job, requeue_consultations],
-    sensors=[
-        consultation_bucket_sensor,
-        record_failed_consultation_run,
-        record_cancelled_consultation_run,
-        recover_stranded_consultations,
-    ],
-    resources=resources,
-)
+@dg.definitions
+def defs() -> dg.Definitions:
+    settings = load_settings()
+    if DefinitionsLoadContext.get().load_type == DefinitionsLoadType.INITIALIZATION:
+        check_analyzer(settings)
+    return build_defs(settings)

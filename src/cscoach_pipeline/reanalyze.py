@@ -15,14 +15,10 @@ import argparse
 import json
 import sys
 import urllib.request
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date
 
-from sqlalchemy import select
-
-from cscoach_pipeline.defs.analysis.prompts import load_prompt
-from cscoach_pipeline.defs.jobs import PROMPT_VERSION_TAG
-from cscoach_pipeline.defs.warehouse import tables
-from cscoach_pipeline.defs.warehouse.resources import warehouse_engine
+from cscoach_pipeline.defs.analysis.prompts import PROMPT_VERSION_TAG, load_prompt
+from cscoach_pipeline.defs.warehouse.resources import WarehouseResource
 from cscoach_pipeline.settings import load_settings
 
 LAUNCH = """
@@ -46,22 +42,9 @@ def select_consultations(
     ids: list[str] | None = None,
 ) -> list[str]:
     """Consultations that were analysed before (so they have a transcript), filtered."""
-    c, a = tables.consultations, tables.analyses
-    analysed = select(a.c.consultation_id)
-    query = (
-        select(c.c.consultation_id)
-        .where(c.c.consultation_id.in_(analysed))
-        .order_by(c.c.consultation_id)
+    return WarehouseResource(url=warehouse_url).consultations.analysed(
+        uploaded_from=uploaded_from, uploaded_to=uploaded_to, ids=ids
     )
-    if ids:
-        query = query.where(c.c.consultation_id.in_(ids))
-    if uploaded_from:
-        query = query.where(c.c.uploaded_at >= datetime.combine(uploaded_from, time(), UTC))
-    if uploaded_to:
-        end = datetime.combine(uploaded_to + timedelta(days=1), time(), UTC)
-        query = query.where(c.c.uploaded_at < end)
-    with warehouse_engine(warehouse_url).connect() as conn:
-        return [row[0] for row in conn.execute(query)]
 
 
 def launch_backfill(webserver: str, partitions: list[str], prompt_version: str) -> str:

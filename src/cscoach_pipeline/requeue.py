@@ -26,7 +26,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ids", nargs="+", default=[], help="consultation ids")
     parser.add_argument("--dry-run", action="store_true", help="list, don't re-queue")
     args = parser.parse_args(argv)
-    selected = WarehouseResource(url=load_settings().warehouse_url).mark_for_requeue(
+    selected = WarehouseResource(url=load_settings().warehouse_url).statuses.mark_for_requeue(
         statuses=args.status,
         ids=args.ids,
         failure_kinds=args.kind,

@@ -1,14 +1,26 @@
-"""Configuration from environment variables, with defaults that give the embedded offline setup.
+"""Every setting a user can make, read from the environment once and validated when the code
+location loads (pydantic-settings). A bad value is one clear error in the Dagster UI's code
+location status, not a failed run per consultation.
 
-Everything a user can set is read here, once, so the README's configuration table has one
-source of truth. Secrets are not read here: they reach resources through dagster `EnvVar`.
+The README's configuration table mirrors this class. Only the definitions and the command-line
+entry points call `load_settings()`; everything below them receives resource fields. Secrets
+are only checked for presence here: resources get them through dagster `EnvVar`.
 """
 
 from __future__ import annotations
 
-import os
-from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+
+from pydantic import (
+    AliasChoices,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from cscoach_pipeline.defs.speech.text_import import (
     DEFAULT_MAX_CHAT_CHARS,
@@ -19,101 +31,160 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_DATA_DIR = PROJECT_ROOT / "data"
 
 
-def _env(name: str, default: str) -> str:
-    value = os.environ.get(name, "").strip()
-    return value or default
+class SettingsError(ValueError):
+    """The environment holds an invalid setting: one line per bad variable."""
 
 
-def _env_float(name: str, default: float) -> float:
-    raw = os.environ.get(name, "").strip()
-    try:
-        return float(raw) if raw else default
-    except ValueError as exc:
-        raise ValueError(f"{name} must be a number, got {raw!r}") from exc
+def _env(name: str) -> Any:
+    """A field read from an environment variable that is not CSCOACH_-prefixed."""
+    return AliasChoices(name)
 
 
-@dataclass(frozen=True)
-class Settings:
-    bucket_url: str = field(
-        default_factory=lambda: _env("CSCOACH_BUCKET_URL", (DEFAULT_DATA_DIR / "bucket").as_uri())
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="CSCOACH_",
+        # An empty variable means "use the default", as `VAR= make dev` users expect.
+        env_ignore_empty=True,
+        extra="ignore",
+        frozen=True,
+        populate_by_name=True,
     )
-    warehouse_url: str = field(
-        default_factory=lambda: _env(
-            "CSCOACH_WAREHOUSE_URL", f"sqlite:///{DEFAULT_DATA_DIR / 'warehouse.db'}"
-        )
-    )
-    # Empty means: the bundled offline tiny.en model (see resources/speech_to_text.py).
-    whisper_model: str = field(default_factory=lambda: _env("CSCOACH_WHISPER_MODEL", ""))
-    stt_engine: str = field(default_factory=lambda: _env("CSCOACH_STT_ENGINE", "faster-whisper"))
-    whisper_language: str = field(default_factory=lambda: _env("CSCOACH_WHISPER_LANGUAGE", ""))
-    agent_channel: int = field(default_factory=lambda: int(_env_float("CSCOACH_AGENT_CHANNEL", 0)))
-    gemini_model: str = field(
-        default_factory=lambda: _env("CSCOACH_GEMINI_MODEL", "gemini-2.5-flash")
-    )
-    prompt_version: str = field(default_factory=lambda: _env("CSCOACH_PROMPT_VERSION", "v1"))
-    gemini_rpm: float = field(default_factory=lambda: _env_float("CSCOACH_GEMINI_RPM", 60.0))
-    gemini_max_concurrency: int = field(
-        default_factory=lambda: int(_env_float("CSCOACH_GEMINI_MAX_CONCURRENCY", 4))
-    )
-    gemini_timeout_s: float = field(
-        default_factory=lambda: _env_float("CSCOACH_GEMINI_TIMEOUT_S", 120.0)
-    )
-    gemini_fallback: str = field(default_factory=lambda: _env("CSCOACH_GEMINI_FALLBACK", "none"))
-    gemini_prices: str = field(default_factory=lambda: _env("CSCOACH_GEMINI_PRICES", ""))
-    incoming_prefix: str = field(
-        default_factory=lambda: _env("CSCOACH_INCOMING_PREFIX", "incoming/")
-    )
-    artifacts_prefix: str = field(
-        default_factory=lambda: _env("CSCOACH_ARTIFACTS_PREFIX", "artifacts/")
-    )
-    max_file_bytes: int = field(
-        default_factory=lambda: int(_env_float("CSCOACH_MAX_FILE_MB", 2048) * 1024 * 1024)
-    )
-    # Longer chats fail with the limit as their reason (memory and analysis time stay bounded).
-    max_chat_segments: int = field(
-        default_factory=lambda: int(
-            _env_float("CSCOACH_MAX_CHAT_SEGMENTS", DEFAULT_MAX_CHAT_SEGMENTS)
-        )
-    )
-    max_chat_chars: int = field(
-        default_factory=lambda: int(_env_float("CSCOACH_MAX_CHAT_CHARS", DEFAULT_MAX_CHAT_CHARS))
-    )
-    ffmpeg_timeout_s: float = field(
-        default_factory=lambda: _env_float("CSCOACH_FFMPEG_TIMEOUT_S", 900.0)
-    )
-    settle_seconds: float = field(
-        default_factory=lambda: _env_float("CSCOACH_SETTLE_SECONDS", 10.0)
-    )
-    sensor_interval_s: int = field(
-        default_factory=lambda: int(_env_float("CSCOACH_SENSOR_INTERVAL_S", 10))
-    )
-    max_runs_per_tick: int = field(
-        default_factory=lambda: int(_env_float("CSCOACH_MAX_RUNS_PER_TICK", 200))
-    )
-    # Seconds of hashing/recording work per sensor tick, well inside Dagster's 60 s limit.
-    tick_budget_s: float = field(
-        default_factory=lambda: _env_float("CSCOACH_SENSOR_TICK_BUDGET_S", 20.0)
-    )
-    # Seconds of listing per tick; a longer listing resumes where it stopped on the next tick.
-    list_budget_s: float = field(
-        default_factory=lambda: _env_float("CSCOACH_SENSOR_LIST_BUDGET_S", 30.0)
-    )
-    # Outages (warehouse, bucket, disk, dead workers) are retried with a fresh run.
-    max_attempts: int = field(default_factory=lambda: int(_env_float("CSCOACH_MAX_ATTEMPTS", 4)))
-    retry_backoff_s: float = field(
-        default_factory=lambda: _env_float("CSCOACH_RETRY_BACKOFF_S", 60.0)
-    )
-    recovery_interval_s: int = field(
-        default_factory=lambda: int(_env_float("CSCOACH_RECOVERY_INTERVAL_S", 30))
-    )
-    step_retries: int = field(default_factory=lambda: int(_env_float("CSCOACH_STEP_RETRIES", 2)))
-    step_retry_base_s: float = field(
-        default_factory=lambda: _env_float("CSCOACH_STEP_RETRY_BASE_S", 5.0)
-    )
-    stale_after_s: float = field(default_factory=lambda: _env_float("CSCOACH_STALE_AFTER_S", 120.0))
+
+    # Where consultations arrive and results go.
+    bucket_url: str = Field(default=(DEFAULT_DATA_DIR / "bucket").as_uri())
+    warehouse_url: str = Field(default=f"sqlite:///{DEFAULT_DATA_DIR / 'warehouse.db'}")
+    incoming_prefix: str = "incoming/"
+    artifacts_prefix: str = "artifacts/"
     # e.g. "incoming/{team}/{agent_id}/": folders that name the team and the agent.
-    key_pattern: str = field(default_factory=lambda: _env("CSCOACH_KEY_PATTERN", ""))
+    key_pattern: str = ""
+    # Storage backends' options (credentials themselves come from boto3's chain / EnvVar).
+    s3_endpoint_url: str | None = Field(default=None, validation_alias=_env("AWS_ENDPOINT_URL"))
+    s3_addressing_style: str | None = None
+    supabase_url: str | None = Field(default=None, validation_alias=_env("SUPABASE_URL"))
+    supabase_key: SecretStr | None = Field(
+        default=None, validation_alias=_env("SUPABASE_SERVICE_ROLE_KEY")
+    )
+
+    # Input limits: larger files and longer chats fail with the limit as their reason.
+    max_file_mb: float = Field(default=2048, gt=0)
+    max_chat_segments: int = Field(default=DEFAULT_MAX_CHAT_SEGMENTS, ge=1)
+    max_chat_chars: int = Field(default=DEFAULT_MAX_CHAT_CHARS, ge=1)
+    ffmpeg_timeout_s: float = Field(default=900.0, gt=0)
+
+    # Speech-to-text. An empty model means the bundled offline tiny.en.
+    stt_engine: str = "faster-whisper"
+    whisper_model: str = ""
+    whisper_language: str = ""
+    agent_channel: int = Field(default=0, ge=0, le=1)
+
+    # Analysis. An empty analyzer means Gemini when GEMINI_API_KEY is set, else local rules.
+    analyzer: str = ""
+    prompt_version: str = "v1"
+    gemini_api_key: SecretStr | None = Field(default=None, validation_alias=_env("GEMINI_API_KEY"))
+    gemini_base_url: str | None = Field(
+        default=None, validation_alias=_env("GOOGLE_GEMINI_BASE_URL")
+    )
+    gemini_model: str = "gemini-2.5-flash"
+    gemini_rpm: float = Field(default=60.0, gt=0)
+    gemini_max_concurrency: int = Field(default=4, ge=1)
+    gemini_timeout_s: float = Field(default=120.0, gt=0)
+    gemini_fallback: str = "none"
+    gemini_prices: str | None = None
+
+    # The bucket sensor.
+    settle_seconds: float = Field(default=10.0, ge=0)
+    sensor_interval_s: int = Field(default=10, ge=1)
+    max_runs_per_tick: int = Field(default=200, ge=1)
+    # Seconds of hashing/recording work per tick, well inside Dagster's 60 s limit.
+    sensor_tick_budget_s: float = Field(default=20.0, gt=0, le=50)
+    # Seconds of listing per tick; a longer listing resumes where it stopped on the next tick.
+    sensor_list_budget_s: float = Field(default=30.0, ge=0)
+
+    # Recovery: outages (warehouse, bucket, disk, dead workers) are retried with a fresh run.
+    max_attempts: int = Field(default=4, ge=1)
+    retry_backoff_s: float = Field(default=60.0, ge=0)
+    recovery_interval_s: int = Field(default=30, ge=1)
+    step_retries: int = Field(default=2, ge=0)
+    step_retry_base_s: float = Field(default=5.0, ge=0)
+    stale_after_s: float = Field(default=120.0, gt=0)
+
+    @property
+    def max_file_bytes(self) -> int:
+        return int(self.max_file_mb * 1024 * 1024)
+
+    @property
+    def analyzer_name(self) -> str:
+        """The analyzer that answers: as configured, else chosen by whether a key is set."""
+        return self.analyzer or ("gemini" if self.gemini_api_key else "local-rules")
+
+    @field_validator("stt_engine")
+    @classmethod
+    def _known_engine(cls, value: str) -> str:
+        from cscoach_pipeline.defs.speech.engines import available_engines
+
+        return _one_of(value, available_engines())
+
+    @field_validator("analyzer")
+    @classmethod
+    def _known_analyzer(cls, value: str) -> str:
+        from cscoach_pipeline.defs.analysis.analyzers import available_analyzers
+
+        return _one_of(value, available_analyzers()) if value else value
+
+    @field_validator("gemini_fallback")
+    @classmethod
+    def _known_fallback(cls, value: str) -> str:
+        from cscoach_pipeline.defs.analysis.analyzers import available_analyzers
+
+        return _one_of(value, ["none", *available_analyzers()])
+
+    @field_validator("prompt_version")
+    @classmethod
+    def _known_prompt(cls, value: str) -> str:
+        from cscoach_pipeline.defs.analysis.prompts import available_prompt_versions
+
+        return _one_of(value, available_prompt_versions())
+
+    @field_validator("gemini_prices")
+    @classmethod
+    def _prices_file_exists(cls, value: str | None) -> str | None:
+        if value and not Path(value).expanduser().is_file():
+            raise ValueError(f"no such file: {value}")
+        return value
+
+    @model_validator(mode="after")
+    def _gemini_has_a_key(self) -> Settings:
+        if self.analyzer_name == "gemini" and not self.gemini_api_key:
+            raise ValueError("CSCOACH_ANALYZER=gemini needs GEMINI_API_KEY (or local-rules)")
+        return self
 
 
-def load_settings() -> Settings:
-    return Settings()
+def _one_of(value: str, allowed: list[str]) -> str:
+    if value not in allowed:
+        raise ValueError(f"{value!r} is not one of: {', '.join(allowed)}")
+    return value
+
+
+def _variable(settings_field: str) -> str:
+    field = Settings.model_fields.get(settings_field)
+    alias = field.validation_alias if field else None
+    if isinstance(alias, AliasChoices):
+        return str(alias.choices[0])
+    return f"CSCOACH_{settings_field.upper()}"
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """The settings from the environment (overrides win, for tests and CLIs); an invalid
+    value raises SettingsError naming each variable and what is wrong with it."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        lines = []
+        for error in exc.errors():
+            where = ".".join(str(part) for part in error["loc"])
+            name = _variable(where) if where else "settings"
+            # Our own checks quote the value; never echo a secret's.
+            quoted = error["type"] == "value_error" or "key" in where
+            shown = "" if quoted else f" (got {error.get('input')!r})"
+            lines.append(f"{name}: {error['msg'].removeprefix('Value error, ')}{shown}")
+        raise SettingsError("invalid configuration:\n  " + "\n  ".join(lines)) from None

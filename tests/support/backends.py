@@ -1,6 +1,7 @@
 """The three bucket backends as tests see them: how to put an object (with metadata) into the
 store behind `CSCOACH_BUCKET_URL`, read it back and list it, without going through the code
-under test. Local folder, a real S3 server (moto) and the Supabase Storage HTTP double."""
+under test, and the `BucketResource` fields that reach it (`resource_kwargs`: the backend's
+options). Local folder, a real S3 server (moto) and the Supabase Storage HTTP double."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Any
 
+from cscoach_pipeline.defs.ingest.storage import SupabaseOptions
 from tests.support.fake_supabase_storage import FakeSupabaseStorage
 from tests.support.s3_server import S3Bucket
 
@@ -76,6 +78,10 @@ class S3Backend(BucketBackend):
         self.prefix = prefix
         self.url = bucket.url(prefix)
 
+    @property
+    def resource_kwargs(self) -> dict[str, Any]:
+        return {"s3": self.bucket.options}
+
     def put(self, key: str, data: bytes, metadata: dict[str, str] | None = None) -> str:
         self.bucket.client.put_object(
             Bucket=self.bucket.name, Key=f"{self.prefix}/{key}", Body=data, Metadata=metadata or {}
@@ -106,7 +112,7 @@ class SupabaseBackend(BucketBackend):
 
     @property
     def resource_kwargs(self) -> dict[str, Any]:
-        return {"supabase_url": self.fake.url, "supabase_key": self.fake.service_key}
+        return {"supabase": SupabaseOptions(url=self.fake.url, key=self.fake.service_key)}
 
     def put(self, key: str, data: bytes, metadata: dict[str, str] | None = None) -> str:
         self.fake.put(f"{self.prefix}/{key}", data, metadata=metadata)

@@ -55,7 +55,7 @@ MARKER_VAR = "CSCOACH_TEST_DEPLOYMENT"
 FINAL_STATUSES = frozenset({"succeeded", "failed", "no_speech", "rejected"})
 COMPONENTS = ("code_server", "daemon", "webserver")
 
-# Instance settings for tests, merged over the repo's dagster.yaml: the run monitor looks
+# Instance settings for tests, merged over the template deploy/dagster.yaml: the run monitor looks
 # every few seconds instead of every two minutes. Callers can override any of it.
 TEST_INSTANCE_OVERRIDES: dict[str, Any] = {
     "run_monitoring": {"poll_interval_seconds": 5, "start_timeout_seconds": 60},
@@ -113,7 +113,7 @@ class DagsterDeployment:
     ``root``: an empty folder owned by the test (``tmp_path``). ``env``: extra environment
     for every process (e.g. ``CSCOACH_MAX_FILE_MB``), applied last. ``warehouse_url``: a
     SQLAlchemy URL (default: SQLite ``root/warehouse.db``). ``instance_overrides``: merged
-    over the repo's ``dagster.yaml`` after :data:`TEST_INSTANCE_OVERRIDES` (e.g.
+    over the template ``deploy/dagster.yaml`` after :data:`TEST_INSTANCE_OVERRIDES` (e.g.
     ``{"concurrency": {"runs": {"max_concurrent_runs": 1}}}``).
     """
 
@@ -144,7 +144,7 @@ class DagsterDeployment:
         for folder in (self.dagster_home, self.incoming, self.staging, self.logs):
             folder.mkdir(parents=True, exist_ok=True)
         self.instance_config = _deep_merge(
-            yaml.safe_load((REPO_ROOT / "dagster.yaml").read_text()) or {},
+            yaml.safe_load((REPO_ROOT / "deploy" / "dagster.yaml").read_text()) or {},
             TEST_INSTANCE_OVERRIDES,
             instance_overrides or {},
         )
@@ -406,7 +406,7 @@ class DagsterDeployment:
             from sqlalchemy.engine import make_url
             from sqlalchemy.pool import NullPool
 
-            from cscoach_pipeline.defs.warehouse.resources import with_default_driver
+            from cscoach_pipeline.defs.warehouse.engine import with_default_driver
 
             # The same driver choice as the pipeline (postgresql:// means psycopg2).
             url = with_default_driver(make_url(self.warehouse_url))

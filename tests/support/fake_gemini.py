@@ -3,7 +3,7 @@
 The real ``google-genai`` client talks to it over HTTP, so everything above the network
 boundary (request building, headers, error mapping, response parsing) is the real code. Point
 a client at it with ``GeminiAnalyzer(api_key, model, base_url=fake.url)`` or
-``AnalyzerResource(gemini_base_url=fake.url, ...)``.
+``AnalyzerResource(base_url=fake.url, ...)``.
 
 google-genai 3.x sends ``POST /{api_version}/models/{model}:generateContent`` (``v1`` by
 default, ``v1beta`` when asked) with the key in the ``x-goog-api-key`` header and a camelCase

@@ -3,36 +3,32 @@ its dynamic-partition requests to the instance, execute the requested partition 
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pandas as pd
 from dagster import (
+    ConfigurableResource,
     DagsterInstance,
-    Definitions,
     ExecuteInProcessResult,
     RunRequest,
     SensorResult,
+    SkipReason,
     build_sensor_context,
 )
 
-from cscoach_pipeline.defs.consultation_assets import consultation_assets
-from cscoach_pipeline.defs.ingest.sensors import consultation_bucket_sensor
-from cscoach_pipeline.defs.jobs import process_consultation_job, reanalyze_consultations_job
+from cscoach_pipeline.definitions import build_defs, build_resources
+from cscoach_pipeline.defs.analysis.resources import AnalyzerResource
+from cscoach_pipeline.defs.jobs import process_consultation_job
 from cscoach_pipeline.defs.partitions import consultation_partitions
+from cscoach_pipeline.defs.recovery.resources import RecoveryResource
 from cscoach_pipeline.defs.warehouse import tables
-from cscoach_pipeline.resources_build import (
-    AnalyzerResource,
-    BucketResource,
-    RecoveryResource,
-    SpeechToTextResource,
-    WarehouseResource,
-)
+from cscoach_pipeline.defs.warehouse.resources import WarehouseResource
+from cscoach_pipeline.settings import Settings
 from tests.support.backends import BucketBackend, LocalBackend
+
+R = TypeVar("R", bound=ConfigurableResource)
 
 BI_TABLES = (
     "consultations",
@@ -61,14 +57,17 @@ class PipelineHarness:
         self.incoming.mkdir(parents=True, exist_ok=True)
         self.backend = self.backend or LocalBackend(self.bucket_root)
         self.warehouse_url = self.warehouse_url or f"sqlite:///{self.root / 'warehouse.db'}"
-        self.resources: dict[str, Any] = {
-            "bucket": BucketResource(
-                url=self.backend.url,
-                max_file_bytes=self.max_file_bytes,
-                **self.backend.resource_kwargs,
-            ),
-            "warehouse": WarehouseResource(url=self.warehouse_url),
-            "speech_to_text": SpeechToTextResource(),
+        # The real settings and definitions, as the code location builds them; the bucket's
+        # backend options, the analyzer and fast retries are swapped in.
+        self.settings = Settings(
+            bucket_url=self.backend.url,
+            warehouse_url=self.warehouse_url,
+            max_file_mb=self.max_file_bytes / 1024 / 1024,
+            settle_seconds=self.settle_seconds,
+        )
+        self.resources: dict[str, Any] = build_resources(self.settings)
+        self.resources |= {
+            "bucket": with_fields(self.resources["bucket"], **self.backend.resource_kwargs),
             "analyzer": self.analyzer,
             "recovery": RecoveryResource(
                 backoff_base_s=0.0, stale_after_s=120.0, step_retry_base_s=0.0
@@ -79,12 +78,8 @@ class PipelineHarness:
 
     def rebuild(self) -> None:
         """(Re)build the Definitions after swapping a resource."""
-        self.defs = Definitions(
-            assets=consultation_assets,
-            jobs=[process_consultation_job, reanalyze_consultations_job],
-            sensors=[consultation_bucket_sensor],
-            resources=self.resources,
-        )
+        self.defs = build_defs(self.settings, resources=self.resources)
+        self.sensor = self.defs.get_sensor_def("consultation_bucket_sensor")
 
     @property
     def warehouse(self) -> WarehouseResource:
@@ -102,15 +97,23 @@ class PipelineHarness:
         assert self.backend is not None
         return self.backend.get(f"artifacts/{consultation_id}/{name}")
 
-    def tick(self) -> list[RunRequest]:
+    def evaluate(self, **bucket_fields: Any) -> tuple[SensorResult | SkipReason, Any]:
+        """One evaluation of the sensor, not applied (what a daemon that dies right after
+        leaves); `bucket_fields` override the bucket resource's. Returns it and its context."""
+        bucket = with_fields(
+            self.resources["bucket"], settle_seconds=self.settle_seconds, **bucket_fields
+        )
         context = build_sensor_context(
             instance=self.instance,
             cursor=self.cursor,
-            resources=self.resources,
+            resources={**self.resources, "bucket": bucket},
             definitions=self.defs,
         )
-        with _environ(CSCOACH_SETTLE_SECONDS=str(self.settle_seconds)):
-            result = consultation_bucket_sensor(context)
+        return self.sensor(context), context
+
+    def tick(self, **bucket_fields: Any) -> list[RunRequest]:
+        """One sensor tick, applied as the daemon does: partitions added, cursor kept."""
+        result, context = self.evaluate(**bucket_fields)
         if isinstance(result, SensorResult):
             for request in result.dynamic_partitions_requests or []:
                 self.instance.add_dynamic_partitions(
@@ -154,15 +157,8 @@ class PipelineHarness:
         return "\n".join(self.table(name).to_csv(index=False) for name in BI_TABLES)
 
 
-@contextmanager
-def _environ(**values: str) -> Iterator[None]:
-    saved = {name: os.environ.get(name) for name in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for name, old in saved.items():
-            if old is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = old
+def with_fields(resource: R, **changes: Any) -> R:
+    """A copy of a Dagster resource with some fields changed (`model_copy` would not reach
+    the config Dagster initializes resources from)."""
+    fields = {name: getattr(resource, name) for name in type(resource).model_fields}
+    return type(resource)(**{**fields, **changes})

@@ -66,7 +66,7 @@ def temporary_database() -> Iterator[str]:
         auth = f"{USER}:{PASSWORD}@" if PASSWORD else f"{USER}@"
         yield f"postgresql+psycopg2://{auth}{HOST}:{PORT}/{name}"
     finally:
-        from cscoach_pipeline.defs.warehouse.resources import warehouse_engine
+        from cscoach_pipeline.defs.warehouse.engine import warehouse_engine
 
         warehouse_engine.cache_clear()  # release pooled connections before dropping
         with admin.cursor() as cursor:

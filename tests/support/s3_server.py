@@ -1,8 +1,10 @@
 """Real S3 peers on loopback for the S3 store tests.
 
 - `s3_server()`: moto's S3 server (a real HTTP server speaking the S3 REST protocol) on
-  127.0.0.1, one per test session; `fresh_bucket()` gives each test its own bucket, points the
-  standard AWS environment at the server and returns a boto3 client for direct puts/checks.
+  127.0.0.1, one per test session; `fresh_bucket()` gives each test its own bucket, sets fake
+  AWS credentials in the environment and returns the bucket with a boto3 client for direct
+  puts/checks and the `S3Options` that point a store at the server (the endpoint reaches the
+  store as a field, never through AWS_ENDPOINT_URL).
 - `failing_s3_server()`: a tiny HTTP server that answers every request with one S3 error
   (503 SlowDown, 500 InternalError, 403 ExpiredToken, ...) and records what it received, so
   tests can count retries and inspect the requests' URLs and headers.
@@ -24,12 +26,16 @@ from xml.sax.saxutils import escape
 
 import pytest
 
+from cscoach_pipeline.defs.ingest.storage import S3Options
+
 REGION = "us-east-1"
 ACCESS_KEY = "testing"
 SECRET_KEY = "testing"
 
-# Environment that could redirect boto3 away from the test server or change its behaviour.
+# Environment that could redirect boto3 away from the test server or change its behaviour
+# (botocore itself reads AWS_ENDPOINT_URL when a store has no endpoint field).
 _AWS_OVERRIDES = (
+    "AWS_ENDPOINT_URL",
     "AWS_PROFILE",
     "AWS_DEFAULT_PROFILE",
     "AWS_SESSION_TOKEN",
@@ -61,22 +67,20 @@ def s3_server() -> Iterator[str]:
         server.stop()
 
 
-def use_s3_endpoint(
+def use_test_credentials(
     monkeypatch: pytest.MonkeyPatch,
-    endpoint: str,
     *,
     access_key: str = ACCESS_KEY,
     secret_key: str = SECRET_KEY,
     session_token: str | None = None,
 ) -> None:
-    """Point the standard AWS environment (what boto3 reads) at `endpoint`, isolated from the
-    developer's own AWS config, and drop stores cached for the previous environment (callers
-    clear `_open_cached` again after the test)."""
+    """Give boto3's credential chain fake keys, isolated from the developer's own AWS config
+    and endpoint, and drop stores cached with the previous credentials (callers clear
+    `_open_cached` again after the test). The endpoint goes through `S3Options`."""
     from cscoach_pipeline.defs.ingest.storage import _open_cached
 
     for name in _AWS_OVERRIDES:
         monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_ENDPOINT_URL", endpoint)
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", access_key)
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", secret_key)
     monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
@@ -87,7 +91,7 @@ def use_s3_endpoint(
     monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
     if session_token is not None:
         monkeypatch.setenv("AWS_SESSION_TOKEN", session_token)
-    # Stores are cached per URL; a cached one would keep its old endpoint and credentials.
+    # Stores are cached per URL and options; a cached one would keep its old credentials.
     _open_cached.cache_clear()
 
 
@@ -120,6 +124,11 @@ class S3Bucket:
         """The CSCOACH_BUCKET_URL for this bucket, e.g. s3://<name>/<prefix>."""
         return f"s3://{self.name}/{prefix}".rstrip("/")
 
+    @property
+    def options(self) -> S3Options:
+        """What the definitions would build from AWS_ENDPOINT_URL=<this server>."""
+        return S3Options(endpoint_url=self.endpoint)
+
     def object_keys(self) -> list[str]:
         paginator = self.client.get_paginator("list_objects_v2")
         return [
@@ -130,9 +139,9 @@ class S3Bucket:
 
 
 def fresh_bucket(endpoint: str, monkeypatch: pytest.MonkeyPatch) -> S3Bucket:
-    """A new, empty bucket with a unique name on the server at `endpoint`; the environment
-    points boto3 at it with fake credentials for the rest of the test."""
-    use_s3_endpoint(monkeypatch, endpoint)
+    """A new, empty bucket with a unique name on the server at `endpoint`; boto3 signs with
+    fake credentials for the rest of the test."""
+    use_test_credentials(monkeypatch)
     client = s3_client(endpoint)
     name = f"cscoach-{uuid.uuid4().hex[:16]}"
     client.create_bucket(Bucket=name)

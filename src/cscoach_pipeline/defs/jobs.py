@@ -1,20 +1,10 @@
-"""The per-consultation job the sensor launches: every asset of the consultation group."""
+"""The jobs that run consultations through the stages: every asset for a new consultation
+(what the bucket sensor launches), or analysis and scoring only (a reanalysis)."""
 
-from dagster import (
-    AssetSelection,
-    Config,
-    OpExecutionContext,
-    define_asset_job,
-    in_process_executor,
-    job,
-    op,
-)
-from pydantic import Field
+from dagster import AssetSelection, define_asset_job, in_process_executor
 
-from cscoach_pipeline.defs.partitions import consultation_partitions
-from cscoach_pipeline.defs.warehouse.resources import WarehouseResource
-
-CONSULTATION_GROUP = "consultation"
+from cscoach_pipeline.defs.analysis.prompts import PROMPT_VERSION_TAG
+from cscoach_pipeline.defs.partitions import CONSULTATION_GROUP, consultation_partitions
 
 process_consultation_job = define_asset_job(
     name="process_consultation",
@@ -26,10 +16,6 @@ process_consultation_job = define_asset_job(
     description="Upload -> audio -> transcript -> redaction -> analysis -> quality metrics.",
 )
 
-# Run tag a QA lead sets (UI backfill dialog "Add tags", or `--tags` on the CLI) to rescore
-# with another prompt version than the configured one.
-PROMPT_VERSION_TAG = "cscoach/prompt_version"
-
 reanalyze_consultations_job = define_asset_job(
     name="reanalyze_consultations",
     selection=AssetSelection.assets("consultation_analysis", "quality_metrics"),
@@ -40,36 +26,3 @@ reanalyze_consultations_job = define_asset_job(
         f"{PROMPT_VERSION_TAG}=<version> to use another prompt version. History is kept."
     ),
 )
-
-
-class RequeueConfig(Config):
-    """Which consultations to run again (empty `ids`: every one with these statuses)."""
-
-    statuses: list[str] = Field(default_factory=lambda: ["failed"])
-    failure_kinds: list[str] = Field(default_factory=list)
-    ids: list[str] = Field(default_factory=list)
-    dry_run: bool = False
-
-
-@op(description="Flags the selected consultations for a fresh run by the recovery sensor.")
-def requeue_selected(
-    context: OpExecutionContext, config: RequeueConfig, warehouse: WarehouseResource
-) -> None:
-    selected = warehouse.mark_for_requeue(
-        statuses=config.statuses,
-        ids=config.ids,
-        failure_kinds=config.failure_kinds,
-        dry_run=config.dry_run,
-    )
-    context.log.info(
-        f"{'would re-queue' if config.dry_run else 're-queued'} {len(selected)} consultations"
-    )
-    context.add_output_metadata({"consultations": len(selected), "ids": selected[:100]})
-
-
-@job(
-    description="Re-queue consultations (failed ones by default) from the Launchpad; the "
-    "recovery sensor launches their runs with fresh run keys."
-)
-def requeue_consultations() -> None:
-    requeue_selected()

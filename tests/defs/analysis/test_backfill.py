@@ -12,12 +12,13 @@ from pathlib import Path
 import pytest
 from dagster import AssetKey
 
-from cscoach_pipeline.defs.consultation_assets import (
+from cscoach_pipeline.defs.analysis.assets import (
     BACKFILL_PARTITIONS_PER_RUN,
-    consultation_assets,
+    build_analysis_assets,
 )
-from cscoach_pipeline.defs.jobs import PROMPT_VERSION_TAG, reanalyze_consultations_job
-from cscoach_pipeline.resources_build import AnalyzerResource
+from cscoach_pipeline.defs.analysis.prompts import PROMPT_VERSION_TAG
+from cscoach_pipeline.defs.analysis.resources import AnalyzerResource
+from cscoach_pipeline.defs.jobs import reanalyze_consultations_job
 from tests.support.fake_gemini import FakeGemini, RecordedRequest, Reply, default_responder, ok
 from tests.support.pipeline import PipelineHarness
 
@@ -27,7 +28,7 @@ API_KEY = "test-key-backfill"
 
 
 def test_analysis_assets_backfill_many_partitions_per_run() -> None:
-    (step,) = [a for a in consultation_assets if a.op.name == "analyse_and_score"]
+    step = build_analysis_assets("v1", "local-rules")
     assert step.backfill_policy is not None
     assert step.backfill_policy.policy_type.name == "MULTI_RUN"
     assert step.backfill_policy.max_partitions_per_run == BACKFILL_PARTITIONS_PER_RUN == 100
@@ -51,8 +52,9 @@ def test_one_run_reanalyses_a_range_concurrently(tmp_path: Path) -> None:
     with FakeGemini(api_key=API_KEY) as fake:
         fake.set_default(responder)
         analyzer = AnalyzerResource(
-            gemini_api_key=API_KEY,
-            gemini_base_url=fake.url,
+            analyzer="gemini",
+            api_key=API_KEY,
+            base_url=fake.url,
             backoff_base_s=0.01,
             requests_per_minute=6000,
             max_concurrent=4,

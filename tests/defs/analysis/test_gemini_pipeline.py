@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import pytest
 from dagster import DagsterEventType, ExecuteInProcessResult, serialize_value
 
-from cscoach_pipeline.resources_build import AnalyzerResource
+from cscoach_pipeline.defs.analysis.resources import AnalyzerResource
 from tests.support.fake_gemini import FAKE_SUMMARY, FakeGemini, RecordedRequest, error
 from tests.support.pipeline import PipelineHarness
 
@@ -74,9 +74,10 @@ def batch(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Batch]:
             harness = PipelineHarness(
                 root=tmp_path_factory.mktemp("gemini"),
                 analyzer=AnalyzerResource(
-                    gemini_api_key=API_KEY,
-                    gemini_model=MODEL,
-                    gemini_base_url=fake.url,
+                    analyzer="gemini",
+                    api_key=API_KEY,
+                    model=MODEL,
+                    base_url=fake.url,
                     max_retries=MAX_RETRIES,
                     backoff_base_s=0.01,
                 ),

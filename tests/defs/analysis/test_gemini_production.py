@@ -25,8 +25,8 @@ import pytest
 from dagster import RunRequest
 
 from cscoach_pipeline.defs.analysis.pricing import DEFAULT_PRICES
+from cscoach_pipeline.defs.analysis.resources import AnalyzerResource
 from cscoach_pipeline.defs.analysis.schema import RUBRIC_CRITERIA
-from cscoach_pipeline.resources_build import AnalyzerResource
 from tests.support.fake_gemini import (
     FakeGemini,
     RecordedRequest,
@@ -54,9 +54,10 @@ def fake() -> Iterator[FakeGemini]:
 
 def harness_for(tmp_path: Path, fake: FakeGemini, **options: object) -> PipelineHarness:
     analyzer = AnalyzerResource(
-        gemini_api_key=API_KEY,
-        gemini_model=MODEL,
-        gemini_base_url=fake.url,
+        analyzer="gemini",
+        api_key=API_KEY,
+        model=MODEL,
+        base_url=fake.url,
         backoff_base_s=0.01,
         requests_per_minute=6000,
         **options,
@@ -166,16 +167,18 @@ def test_unknown_model_stops_the_code_location_at_start_up(fake: FakeGemini) -> 
     }
     proc = _load_definitions(env)
     assert proc.returncode != 0
-    assert "ConfigurationError: unknown Gemini model 'gemini-9-ultra'" in proc.stderr
-    assert API_KEY not in proc.stderr
+    output = proc.stdout + proc.stderr
+    assert "ConfigurationError: unknown Gemini model 'gemini-9-ultra'" in output
+    assert API_KEY not in output
     proc = _load_definitions(env | {"CSCOACH_GEMINI_MODEL": MODEL})
     assert proc.returncode == 0, proc.stderr
 
 
 def _load_definitions(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     """Load the code location in a fresh process, as `dagster dev` does."""
+    dagster = Path(sys.executable).with_name("dagster")
     return subprocess.run(
-        [sys.executable, "-c", "import cscoach_pipeline.definitions"],
+        [str(dagster), "definitions", "validate", "-m", "cscoach_pipeline.definitions"],
         env=env,
         capture_output=True,
         text=True,

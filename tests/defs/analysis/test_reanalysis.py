@@ -10,7 +10,8 @@ import pandas as pd
 import pytest
 from dagster import AssetKey
 
-from cscoach_pipeline.defs.jobs import PROMPT_VERSION_TAG, reanalyze_consultations_job
+from cscoach_pipeline.defs.analysis.prompts import PROMPT_VERSION_TAG
+from cscoach_pipeline.defs.jobs import reanalyze_consultations_job
 from tests.support.pipeline import PipelineHarness
 
 pytestmark = pytest.mark.integration

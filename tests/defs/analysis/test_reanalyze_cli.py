@@ -17,10 +17,10 @@ from pathlib import Path
 import pytest
 from dagster import AssetKey, DagsterInstance
 
-from cscoach_pipeline.defs.jobs import PROMPT_VERSION_TAG
+from cscoach_pipeline.defs.analysis.prompts import PROMPT_VERSION_TAG
 from cscoach_pipeline.defs.warehouse import tables
+from cscoach_pipeline.defs.warehouse.resources import WarehouseResource
 from cscoach_pipeline.reanalyze import main, select_consultations
-from cscoach_pipeline.resources_build import WarehouseResource
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[3]
@@ -36,7 +36,7 @@ def warehouse(tmp_path: Path) -> WarehouseResource:
         ("c-dec", datetime(2026, 12, 1, 0, 0, tzinfo=UTC)),
         ("c-nov-broken", datetime(2026, 11, 15, 0, 0, tzinfo=UTC)),  # failed, never analysed
     ]
-    resource.write_many(
+    resource.rows.write_many(
         tables.consultations,
         [
             {"consultation_id": cid, "source_key": f"incoming/{cid}.txt", "file_type": "text",
@@ -44,7 +44,7 @@ def warehouse(tmp_path: Path) -> WarehouseResource:
             for cid, when in rows
         ],
     )  # fmt: skip
-    resource.write_many(
+    resource.rows.write_many(
         tables.analyses,
         [
             {"consultation_id": cid, "prompt_version": "v1", "analyzer": "local-rules",

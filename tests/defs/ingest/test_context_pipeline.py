@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from dagster import AssetKey
 
-from cscoach_pipeline.resources_build import BucketResource
+from cscoach_pipeline.defs.ingest.resources import BucketResource
 from tests.support.pipeline import PipelineHarness
 
 pytestmark = pytest.mark.integration

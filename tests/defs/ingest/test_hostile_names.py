@@ -21,9 +21,8 @@ import re
 from pathlib import Path
 
 import pytest
-from dagster import SensorResult, build_sensor_context
+from dagster import SensorResult
 
-from cscoach_pipeline.defs.ingest.sensors import consultation_bucket_sensor
 from cscoach_pipeline.defs.ingest.storage import LocalFolderStore, StoredObject
 from cscoach_pipeline.defs.partitions import consultation_partitions
 from cscoach_pipeline.defs.warehouse import tables
@@ -50,14 +49,7 @@ def _partitions(harness: PipelineHarness) -> set[str]:
 def _evaluate(harness: PipelineHarness, monkeypatch: pytest.MonkeyPatch) -> SensorResult:
     """One evaluation whose result is NOT applied: what the daemon leaves when it dies after
     the sensor body ran but before the partitions were added."""
-    monkeypatch.setenv("CSCOACH_SETTLE_SECONDS", "0")
-    context = build_sensor_context(
-        instance=harness.instance,
-        cursor=harness.cursor,
-        resources=harness.resources,
-        definitions=harness.defs,
-    )
-    result = consultation_bucket_sensor(context)
+    result, _context = harness.evaluate(settle_seconds=0)
     assert isinstance(result, SensorResult)
     return result
 

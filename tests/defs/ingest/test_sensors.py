@@ -185,13 +185,12 @@ def test_listing_that_outlasts_its_budget_resumes_on_the_next_tick(
 ) -> None:
     # A zero listing budget makes every tick list one consultation (plus its sidecar), as a
     # huge bucket would on a slow store: coverage continues across ticks, in key order.
-    monkeypatch.setenv("CSCOACH_SENSOR_LIST_BUDGET_S", "0")
     for name in ("a.txt", "b.txt", "c.txt"):
         harness.drop(name, CHAT + name.encode())
     harness.drop("b.txt.meta.json", b'{"agent_id": "A-1"}')
     seen = []
     for _ in range(3):
-        seen += [r.tags["cscoach/source_key"] for r in harness.tick()]
+        seen += [r.tags["cscoach/source_key"] for r in harness.tick(list_budget_s=0)]
     assert seen == ["incoming/a.txt", "incoming/b.txt", "incoming/c.txt"]
     assert "resume" not in json.loads(harness.cursor or "{}")  # the pass completed
     # b's sidecar was listed with b: its token carries the sidecar, so no spurious re-run.

@@ -9,7 +9,7 @@ import pytest
 from dagster import Definitions
 
 from cscoach_pipeline import requeue
-from cscoach_pipeline.defs.jobs import requeue_consultations
+from cscoach_pipeline.defs.recovery.jobs import requeue_consultations
 from tests.support.pipeline import PipelineHarness
 
 CHAT = b"Agent: Hello, how can I help?\nCustomer: My parcel is late.\n"
@@ -19,8 +19,8 @@ def _two_failed(harness: PipelineHarness) -> tuple[str, str]:
     harness.drop("a.txt", CHAT)
     harness.drop("b.txt", CHAT + b"Agent: Sorry about that.\n")
     a, b = (r.partition_key for r in harness.tick())
-    harness.warehouse.set_status(a, "incoming/a.txt", "failed", error="x", failure_kind="outage")
-    harness.warehouse.set_status(b, "incoming/b.txt", "failed", error="y", failure_kind="input")
+    harness.warehouse.statuses.set(a, "incoming/a.txt", "failed", error="x", failure_kind="outage")
+    harness.warehouse.statuses.set(b, "incoming/b.txt", "failed", error="y", failure_kind="input")
     return a, b
 
 

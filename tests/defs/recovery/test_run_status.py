@@ -30,7 +30,9 @@ def _failed_run(harness: PipelineHarness) -> tuple[str, object]:
     (request,) = harness.tick()
     # Lose the inventory row: the run now fails before any step can record a status,
     # as a run killed at start-up would.
-    harness.warehouse.replace_rows(tables.bucket_objects, {"source_key": "incoming/call.txt"}, [])
+    harness.warehouse.rows.replace_rows(
+        tables.bucket_objects, {"source_key": "incoming/call.txt"}, []
+    )
     result = harness.run(RunRequest(partition_key=request.partition_key))
     assert not result.success
     failure = next(e for e in result.all_events if e.event_type == DagsterEventType.RUN_FAILURE)
@@ -57,7 +59,7 @@ def test_dangling_consultation_gets_the_failed_steps_reason(harness: PipelineHar
 
 def test_recorded_outcome_is_not_overwritten(harness: PipelineHarness) -> None:
     key, context = _failed_run(harness)
-    harness.warehouse.set_status(key, "incoming/call.txt", "failed", error="empty file (0 bytes)")
+    harness.warehouse.statuses.set(key, "incoming/call.txt", "failed", error="empty file (0 bytes)")
     record_failed_consultation_run(context)
     assert harness.status_by_key()["incoming/call.txt"]["error"] == "empty file (0 bytes)"
 
@@ -69,7 +71,7 @@ def _started_run(harness: PipelineHarness) -> tuple[str, DagsterInstance, object
     run = harness.instance.create_run_for_job(
         job, tags={**request.tags, "dagster/partition": request.partition_key}
     )
-    harness.warehouse.set_status(
+    harness.warehouse.statuses.set(
         request.partition_key, "incoming/call.txt", "processing", run_id=run.run_id
     )
     return request.partition_key, harness.instance, run
@@ -120,10 +122,10 @@ def test_cancelled_run_leaves_no_processing(harness: PipelineHarness) -> None:
 
 def test_superseded_run_does_not_touch_the_newer_version(harness: PipelineHarness) -> None:
     key, instance, run = _started_run(harness)
-    harness.warehouse.upsert(
+    harness.warehouse.rows.upsert(
         tables.bucket_objects, {"source_key": "incoming/call.txt"}, {"version": 2}
     )
-    harness.warehouse.set_status(key, "incoming/call.txt", "queued")
+    harness.warehouse.statuses.set(key, "incoming/call.txt", "queued")
     instance.report_run_failed(run, message="worker gone")
     settle_finished_run(
         instance, harness.warehouse, instance.get_run_by_id(run.run_id), RetryPolicy()

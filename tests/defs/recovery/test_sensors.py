@@ -13,9 +13,9 @@ from datetime import timedelta
 from dagster import DagsterEvent, DagsterEventType, DagsterRunStatus, build_sensor_context
 
 from cscoach_pipeline.defs.recovery.resources import RecoveryResource
-from cscoach_pipeline.defs.recovery.sensors import plan_recovery, recover_stranded_consultations
+from cscoach_pipeline.defs.recovery.sensors import plan_recovery
 from cscoach_pipeline.defs.warehouse import tables
-from cscoach_pipeline.defs.warehouse.resources import utcnow
+from cscoach_pipeline.defs.warehouse.engine import utcnow
 from tests.support.pipeline import PipelineHarness
 
 CHAT = b"Agent: Hello, how can I help?\nCustomer: My parcel is late.\n"
@@ -39,7 +39,7 @@ def _queued(harness: PipelineHarness) -> str:
 
 
 def _age(harness: PipelineHarness, key: str, seconds: float) -> None:
-    harness.warehouse.upsert(
+    harness.warehouse.rows.upsert(
         tables.consultation_status,
         {"consultation_id": key},
         {"updated_at": utcnow() - timedelta(seconds=seconds)},
@@ -57,7 +57,7 @@ def test_queued_without_a_run_gets_a_run_and_its_partition(harness: PipelineHarn
         resources={"warehouse": harness.warehouse, "recovery": RECOVERY},
         definitions=harness.defs,
     )
-    result = recover_stranded_consultations(context)
+    result = harness.defs.get_sensor_def("recover_stranded_consultations")(context)
     (request,) = result.run_requests
     assert request.partition_key == key
     assert request.tags["cscoach/version"] == "1" and request.tags["cscoach/attempt"] == "1"
@@ -70,7 +70,7 @@ def test_due_outage_is_retried_with_a_fresh_key_and_the_next_attempt(
     harness: PipelineHarness,
 ) -> None:
     key = _queued(harness)
-    harness.warehouse.set_status(
+    harness.warehouse.statuses.set(
         key, "incoming/call.txt", "queued", error="the warehouse was unavailable",
         attempt=2, failure_kind="outage", next_attempt_at=utcnow() + timedelta(seconds=30),
     )  # fmt: skip
@@ -88,7 +88,7 @@ def test_due_outage_is_retried_with_a_fresh_key_and_the_next_attempt(
 
 def test_input_failures_are_never_retried(harness: PipelineHarness) -> None:
     key = _queued(harness)
-    harness.warehouse.set_status(
+    harness.warehouse.statuses.set(
         key, "incoming/call.txt", "failed", error="empty file (0 bytes)", failure_kind="input"
     )
     _age(harness, key, 3600)
@@ -97,12 +97,12 @@ def test_input_failures_are_never_retried(harness: PipelineHarness) -> None:
 
 def test_operator_requeue_launches_at_once(harness: PipelineHarness) -> None:
     key = _queued(harness)
-    harness.warehouse.set_status(
+    harness.warehouse.statuses.set(
         key, "incoming/call.txt", "failed", error="cancelled", failure_kind="cancelled"
     )
-    assert harness.warehouse.mark_for_requeue(statuses=["failed"], dry_run=True) == [key]
+    assert harness.warehouse.statuses.mark_for_requeue(statuses=["failed"], dry_run=True) == [key]
     assert harness.status_by_key()["incoming/call.txt"]["status"] == "failed"
-    assert harness.warehouse.mark_for_requeue(statuses=["failed"]) == [key]
+    assert harness.warehouse.statuses.mark_for_requeue(statuses=["failed"]) == [key]
     (request,) = plan_recovery(harness.instance, harness.warehouse, RECOVERY, utcnow(), _Log())
     assert request.tags["cscoach/attempt"] == "1"
 
@@ -149,7 +149,7 @@ def test_run_whose_worker_died_is_failed_and_queued_for_a_retry(
     run = _run_for(harness, key)
     worker = subprocess.Popen(["sleep", "60"])
     _mark_started(harness, run.run_id, worker.pid)
-    harness.warehouse.set_status(key, "incoming/call.txt", "processing", run_id=run.run_id)
+    harness.warehouse.statuses.set(key, "incoming/call.txt", "processing", run_id=run.run_id)
     log = _Log()
     # Alive: left alone.
     assert plan_recovery(harness.instance, harness.warehouse, RECOVERY, utcnow(), log) == []
@@ -171,7 +171,7 @@ def test_outage_recorded_by_a_step_but_never_settled_is_scheduled(
     run = _run_for(harness, key)
     harness.instance.report_run_failed(run)
     # The step wrote its outage, then the failure sensor never got to it (warehouse down).
-    harness.warehouse.set_status(
+    harness.warehouse.statuses.set(
         key, "incoming/call.txt", "failed", error="the disk failed: No space left on device",
         run_id=run.run_id, attempt=1, failure_kind="outage",
     )  # fmt: skip

@@ -1,36 +1,25 @@
-"""Proves the speech-to-text layer: the hallucination filter, pause splitting, channel-aware
-transcription with the real faster-whisper engine (bundled tiny.en), and model resolution.
+"""Proves the channel-aware transcription layer: the hallucination filter and
+`transcribe_recording` with the real faster-whisper engine (bundled tiny.en).
 
 `is_hallucination` drops Whisper's known silence phrases only when decoding was unsure, drops
 repetition loops, zero-length and near-zero-confidence fragments, and keeps normal speech.
-`split_at_pauses` cuts a segment at pauses longer than 0.8 s, timing each piece by its words.
 `transcribe_recording` on real espeak-ng speech: silence gives no segments and no language;
-speech on one stereo channel is labelled by `agent_channel`; dual-mono is one 'unknown' mix.
-`resolve_whisper_model` maps "" to the bundled model, resolves existing paths, passes names
-through, and the openai-whisper engine refuses a CTranslate2 model (or the missing extra) with a
-clear message.
+speech on one stereo channel is labelled by `agent_channel`; dual-mono is one 'unknown' mix;
+the transcript records the engine and the model's name (`tiny.en`), not its path.
+Engines, their registry and model resolution are proven in test_engines*.py.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
+from cscoach_pipeline.defs.speech.engines import RecognizedSegment, SpeechToTextEngine
 from cscoach_pipeline.defs.speech.media import SAMPLE_RATE, channels_are_duplicates, read_wav
 from cscoach_pipeline.defs.speech.resources import SpeechToTextResource
-from cscoach_pipeline.defs.speech.transcribe import (
-    OpenAIWhisperEngine,
-    RecognizedSegment,
-    SpeechToTextEngine,
-    bundled_model_path,
-    is_hallucination,
-    resolve_whisper_model,
-    split_at_pauses,
-    transcribe_recording,
-)
+from cscoach_pipeline.defs.speech.transcribe import is_hallucination, transcribe_recording
 from cscoach_pipeline.defs.speech.transcript import Speaker, Transcript
 from tests.support import media_factory as mf
 
@@ -106,71 +95,6 @@ def test_normal_sentence_is_kept(word_confidence: float | None) -> None:
     assert not is_hallucination(segment)
 
 
-# --------------------------------------------------------------------------- split_at_pauses
-
-
-def _word(text: str, start: float, end: float, probability: float) -> SimpleNamespace:
-    return SimpleNamespace(word=text, start=start, end=end, probability=probability)
-
-
-def _whisper_segment(words: list[SimpleNamespace] | None, **extra: object) -> SimpleNamespace:
-    fields: dict[str, object] = {
-        "start": 0.0,
-        "end": 30.0,  # Whisper's decoding window, not the speech
-        "text": " Hello there. My card is blocked.",
-        "avg_logprob": -0.25,
-        "no_speech_prob": 0.02,
-        "compression_ratio": 1.1,
-        "words": words,
-    }
-    fields.update(extra)
-    return SimpleNamespace(**fields)
-
-
-def test_split_at_pauses_cuts_long_pauses_and_times_by_words() -> None:
-    words = [
-        _word(" Hello", 1.0, 1.4, 0.9),
-        _word(" there.", 1.9, 2.2, 0.7),  # 0.5 s pause: same utterance
-        _word(" My", 3.4, 3.6, 0.8),  # 1.2 s pause: new utterance
-        _word(" card", 3.7, 4.0, 0.6),
-        _word(" is", 4.1, 4.2, 1.0),
-        _word(" blocked.", 5.5, 6.0, 0.4),  # 1.3 s pause: new utterance
-    ]
-
-    pieces = split_at_pauses(_whisper_segment(words))
-
-    assert [p.text for p in pieces] == ["Hello there.", "My card is", "blocked."]
-    assert [(p.start_s, p.end_s) for p in pieces] == [(1.0, 2.2), (3.4, 4.2), (5.5, 6.0)]
-    assert [p.word_confidence for p in pieces] == pytest.approx([0.8, 0.8, 0.4])
-    for piece in pieces:
-        assert (piece.avg_logprob, piece.no_speech_prob, piece.compression_ratio) == (
-            -0.25,
-            0.02,
-            1.1,
-        )
-
-
-def test_split_at_pauses_keeps_a_continuous_segment_whole() -> None:
-    words = [_word(" Yes,", 0.5, 0.8, 0.9), _word(" please.", 1.5, 1.9, 0.9)]  # 0.7 s pause
-
-    pieces = split_at_pauses(_whisper_segment(words))
-
-    assert len(pieces) == 1
-    assert (pieces[0].start_s, pieces[0].end_s, pieces[0].text) == (0.5, 1.9, "Yes, please.")
-
-
-@pytest.mark.parametrize("words", [None, []])
-def test_split_at_pauses_without_word_timings_uses_segment_times(
-    words: list[SimpleNamespace] | None,
-) -> None:
-    pieces = split_at_pauses(_whisper_segment(words, start=2.0, end=4.5))
-
-    assert len(pieces) == 1
-    assert (pieces[0].start_s, pieces[0].end_s) == (2.0, 4.5)
-    assert pieces[0].text == " Hello there. My card is blocked."
-    assert pieces[0].word_confidence is None
-
-
 # ---------------------------------------------------------------- transcribe_recording (real)
 
 
@@ -236,7 +160,7 @@ def test_speech_only_on_channel_1_is_the_customer(
     assert {s.speaker for s in transcript.segments} == {Speaker.CUSTOMER}
     assert {s.channel for s in transcript.segments} == {1}
     assert transcript.engine == "faster-whisper"
-    assert transcript.model == engine.model_name
+    assert transcript.model == engine.model_name == "tiny.en"  # a name, not a site-packages path
     assert transcript.duration_s == pytest.approx(len(speech) / SAMPLE_RATE, abs=1e-3)
 
 
@@ -258,52 +182,3 @@ def test_dual_mono_is_one_unknown_mix(engine: SpeechToTextEngine, speech: np.nda
     _assert_heard_the_sentence(transcript)
     assert {s.speaker for s in transcript.segments} == {Speaker.UNKNOWN}
     assert {s.channel for s in transcript.segments} == {None}
-
-
-# ---------------------------------------------------------------------- model resolution
-
-
-def test_empty_model_resolves_to_the_bundled_model() -> None:
-    resolved = resolve_whisper_model("")
-
-    assert resolved == bundled_model_path()
-    assert Path(resolved).is_dir()
-    assert (Path(resolved) / "model.bin").is_file()
-
-
-def test_existing_model_path_is_resolved(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    model_dir = tmp_path / "models" / "whisper-small-ct2"
-    model_dir.mkdir(parents=True)
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("HOME", str(tmp_path))
-
-    assert resolve_whisper_model("models/whisper-small-ct2") == str(model_dir.resolve())
-    assert resolve_whisper_model("~/models/whisper-small-ct2") == str(model_dir.resolve())
-
-
-@pytest.mark.parametrize("name", ["small", "large-v3", "Systran/faster-whisper-base"])
-def test_model_name_passes_through(
-    name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.chdir(tmp_path)  # so no folder of that name can exist by accident
-
-    assert resolve_whisper_model(name) == name
-
-
-def test_openai_whisper_refuses_a_ctranslate2_model_clearly() -> None:
-    model_dir = resolve_whisper_model("")
-
-    with pytest.raises(RuntimeError) as caught:
-        OpenAIWhisperEngine(model_dir)
-
-    message = str(caught.value)
-    # Without the optional package installed, the missing extra is reported first; with it,
-    # the CTranslate2 directory is refused. Both are readable, actionable messages.
-    assert ("CTranslate2" in message and model_dir in message) or (
-        "optional extra" in message and "make setup-openai-whisper" in message
-    )
-
-
-def test_resource_rejects_an_unknown_engine() -> None:
-    with pytest.raises(ValueError, match="faster-whisper, openai-whisper"):
-        SpeechToTextResource(engine="whisper-cpp").load()

@@ -19,7 +19,8 @@ from sqlalchemy import create_engine, inspect, text
 from sqlalchemy.exc import DataError, IntegrityError
 
 from cscoach_pipeline.defs.warehouse import tables
-from cscoach_pipeline.defs.warehouse.resources import WarehouseResource, warehouse_engine
+from cscoach_pipeline.defs.warehouse.engine import warehouse_engine
+from cscoach_pipeline.defs.warehouse.resources import WarehouseResource
 from tests.support.pipeline import PipelineHarness
 from tests.support.postgres import temporary_database
 
@@ -115,7 +116,7 @@ def test_driverless_url_uses_psycopg2(pg_url: str, scheme: str) -> None:
     url = pg_url.replace("postgresql+psycopg2://", scheme, 1)
     warehouse = WarehouseResource(url=url)
     assert warehouse.engine.dialect.driver == "psycopg2"
-    warehouse.set_status("c-url", "incoming/c-url.txt", "queued")
+    warehouse.statuses.set("c-url", "incoming/c-url.txt", "queued")
     assert warehouse.fetch_rows(tables.consultation_status, consultation_id="c-url")
     with warehouse.engine.begin() as conn:
         conn.execute(tables.consultation_status.delete())
@@ -129,7 +130,9 @@ def test_long_context_values_fit(pg_harness: PipelineHarness) -> None:
         "customer_id": "C" * 300,
         "call_direction": "inbound transferred from the IVR callback queue",
     }
-    pg_harness.warehouse.write_many(tables.consultations, [_consultation("c-long", **long_values)])
+    pg_harness.warehouse.rows.write_many(
+        tables.consultations, [_consultation("c-long", **long_values)]
+    )
     [row] = pg_harness.warehouse.fetch_rows(tables.consultations, consultation_id="c-long")
     assert {name: row[name] for name in long_values} == long_values
 
@@ -154,7 +157,9 @@ def test_old_varchar_columns_are_widened() -> None:
             for c in inspect(warehouse.engine).get_columns("consultations")
         }
         assert {name: types[name] for name in widened} == dict.fromkeys(widened, "TEXT")
-        warehouse.write_many(tables.consultations, [_consultation("c1", call_direction="x" * 50)])
+        warehouse.rows.write_many(
+            tables.consultations, [_consultation("c1", call_direction="x" * 50)]
+        )
         with warehouse.engine.connect() as conn:  # the BI views were made again
             views = set(inspect(conn).get_view_names())
             assert set(tables.VIEWS) <= views
@@ -175,7 +180,7 @@ def test_database_errors_never_show_row_values(pg_harness: PipelineHarness) -> N
         "error": SECRET,
         "updated_at": datetime(2026, 1, 1, tzinfo=UTC),
     }
-    warehouse.write_many(tables.consultation_status, [status])
+    warehouse.rows.write_many(tables.consultation_status, [status])
     failures: list[tuple[type[Exception], dict[str, object], str]] = [
         (IntegrityError, status, "duplicate key value violates unique constraint"),
         (IntegrityError, {**status, "consultation_id": "c2", "source_key": None},
@@ -185,7 +190,7 @@ def test_database_errors_never_show_row_values(pg_harness: PipelineHarness) -> N
     ]  # fmt: skip
     for error_type, row, reason in failures:
         with pytest.raises(error_type) as caught:
-            warehouse.write_many(tables.consultation_status, [row])
+            warehouse.rows.write_many(tables.consultation_status, [row])
         shown = _shown(caught.value)
         assert reason in shown and "parameters hidden" in shown
         assert SECRET not in shown and "DETAIL" not in shown and "Failing row" not in shown

@@ -103,30 +103,34 @@ def _raw(path: Path, timeout: float = 0.0) -> sqlite3.Connection:
 
 def test_replace_rows_is_idempotent_and_scoped(warehouse: WarehouseResource) -> None:
     table = tables.transcript_segments
-    warehouse.replace_rows(table, {"consultation_id": "other"}, _segments("other", ["keep me"]))
+    warehouse.rows.replace_rows(
+        table, {"consultation_id": "other"}, _segments("other", ["keep me"])
+    )
     first = _segments("c1", ["hello", "hi, my card", "let me check"])
 
-    warehouse.replace_rows(table, {"consultation_id": "c1"}, first)
-    warehouse.replace_rows(table, {"consultation_id": "c1"}, first)
+    warehouse.rows.replace_rows(table, {"consultation_id": "c1"}, first)
+    warehouse.rows.replace_rows(table, {"consultation_id": "c1"}, first)
 
     assert _texts(warehouse, "c1") == ["hello", "hi, my card", "let me check"]
     assert _texts(warehouse, "other") == ["keep me"]
 
-    warehouse.replace_rows(table, {"consultation_id": "c1"}, _segments("c1", ["new", "set"]))
+    warehouse.rows.replace_rows(table, {"consultation_id": "c1"}, _segments("c1", ["new", "set"]))
     assert _texts(warehouse, "c1") == ["new", "set"]
 
-    warehouse.replace_rows(table, {"consultation_id": "c1"}, [])
+    warehouse.rows.replace_rows(table, {"consultation_id": "c1"}, [])
     assert _texts(warehouse, "c1") == []
     assert _texts(warehouse, "other") == ["keep me"]
 
 
 def test_replace_rows_is_atomic(warehouse: WarehouseResource) -> None:
     table = tables.transcript_segments
-    warehouse.replace_rows(table, {"consultation_id": "c1"}, _segments("c1", ["old a", "old b"]))
+    warehouse.rows.replace_rows(
+        table, {"consultation_id": "c1"}, _segments("c1", ["old a", "old b"])
+    )
     duplicate_key = _segments("c1", ["new a"]) + _segments("c1", ["new a again"])
 
     with pytest.raises(IntegrityError):
-        warehouse.replace_rows(table, {"consultation_id": "c1"}, duplicate_key)
+        warehouse.rows.replace_rows(table, {"consultation_id": "c1"}, duplicate_key)
 
     # The delete ran in the same transaction as the failed insert: rolled back together.
     assert _texts(warehouse, "c1") == ["old a", "old b"]
@@ -149,9 +153,9 @@ def test_replace_rows_matches_on_several_columns(warehouse: WarehouseResource) -
 
     v1 = {"consultation_id": "c1", "prompt_version": "v1"}
     v2 = {"consultation_id": "c1", "prompt_version": "v2"}
-    warehouse.replace_rows(table, v1, [analysis("v1", "first")])
-    warehouse.replace_rows(table, v2, [analysis("v2", "other prompt")])
-    warehouse.replace_rows(table, v1, [analysis("v1", "second")])
+    warehouse.rows.replace_rows(table, v1, [analysis("v1", "first")])
+    warehouse.rows.replace_rows(table, v2, [analysis("v2", "other prompt")])
+    warehouse.rows.replace_rows(table, v1, [analysis("v1", "second")])
 
     rows = {r["prompt_version"]: r for r in warehouse.fetch_rows(table, consultation_id="c1")}
     assert {v: r["summary"] for v, r in rows.items()} == {"v1": "second", "v2": "other prompt"}
@@ -164,7 +168,7 @@ def test_replace_rows_matches_on_several_columns(warehouse: WarehouseResource) -
 def test_upsert_inserts_then_updates_only_given_columns(warehouse: WarehouseResource) -> None:
     table = tables.consultations
     key = {"consultation_id": "call.wav-1234abcd"}
-    warehouse.upsert(
+    warehouse.rows.upsert(
         table,
         key,
         {
@@ -176,7 +180,7 @@ def test_upsert_inserts_then_updates_only_given_columns(warehouse: WarehouseReso
         },
     )
 
-    warehouse.upsert(
+    warehouse.rows.upsert(
         table,
         key,
         {
@@ -199,12 +203,12 @@ def test_upsert_inserts_then_updates_only_given_columns(warehouse: WarehouseReso
 
 
 def test_set_status_keeps_one_row_per_consultation(warehouse: WarehouseResource) -> None:
-    warehouse.set_status("c1", "incoming/c1.wav", "queued")
-    warehouse.set_status("c2", "incoming/c2.wav", "queued")
+    warehouse.statuses.set("c1", "incoming/c1.wav", "queued")
+    warehouse.statuses.set("c2", "incoming/c2.wav", "queued")
     (queued,) = warehouse.fetch_rows(tables.consultation_status, consultation_id="c1")
     assert (queued["status"], queued["error"]) == ("queued", None)
 
-    warehouse.set_status(
+    warehouse.statuses.set(
         "c1", "incoming/c1.wav", "failed", stage="transcript", error="no audio", run_id="r-1"
     )
     (failed,) = warehouse.fetch_rows(tables.consultation_status, consultation_id="c1")
@@ -216,7 +220,7 @@ def test_set_status_keeps_one_row_per_consultation(warehouse: WarehouseResource)
     )
     assert failed["updated_at"] >= queued["updated_at"]
 
-    warehouse.set_status("c1", "incoming/c1.wav", "succeeded", stage="quality_metrics")
+    warehouse.statuses.set("c1", "incoming/c1.wav", "succeeded", stage="quality_metrics")
     (done,) = warehouse.fetch_rows(tables.consultation_status, consultation_id="c1")
     assert done["status"] == "succeeded"
     assert done["error"] is None  # a retry that succeeds clears the old reason
@@ -273,7 +277,7 @@ def _reader_and_writer_do_not_block(path: Path) -> None:
 def test_reader_and_writer_do_not_block_each_other(
     warehouse: WarehouseResource, db_path: Path
 ) -> None:
-    warehouse.set_status("c1", "incoming/c1.wav", "queued")
+    warehouse.statuses.set("c1", "incoming/c1.wav", "queued")
 
     _reader_and_writer_do_not_block(db_path)
 
@@ -332,7 +336,7 @@ def test_primary_keys_make_rows_replaceable_per_partition(
 def test_schema_creation_is_repeatable(db_path: Path) -> None:
     # A second process (another URL spelling of the same file) must not fail on existing tables.
     first = WarehouseResource(url=f"sqlite:///{db_path}")
-    first.set_status("c1", "incoming/c1.wav", "queued")
+    first.statuses.set("c1", "incoming/c1.wav", "queued")
     second = WarehouseResource(url=f"sqlite:///{db_path.parent}/./{db_path.name}")
 
     try:
@@ -376,11 +380,11 @@ def test_integrity_errors_never_show_row_values(warehouse: WarehouseResource) ->
         "error": "row-value-010-5555-0000",
         "updated_at": datetime(2026, 1, 1, tzinfo=UTC),
     }
-    warehouse.write_many(tables.consultation_status, [row])
+    warehouse.rows.write_many(tables.consultation_status, [row])
     with pytest.raises(IntegrityError) as duplicate:
-        warehouse.write_many(tables.consultation_status, [row])
+        warehouse.rows.write_many(tables.consultation_status, [row])
     with pytest.raises(IntegrityError) as not_null:
-        warehouse.write_many(tables.consultation_status, [{**row, "consultation_id": "c2",
+        warehouse.rows.write_many(tables.consultation_status, [{**row, "consultation_id": "c2",
                                                            "source_key": None}])  # fmt: skip
     for caught in (duplicate, not_null):
         shown = _error_text(caught.value)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
 
@@ -12,6 +13,9 @@ from pydantic import BaseModel, Field
 from cscoach_pipeline.defs.speech.transcript import Transcript
 
 PROMPTS_DIR = Path(__file__).resolve().parents[2] / "prompts" / "analysis"
+# Run tag a QA lead sets (UI backfill dialog "Add tags", or `--tags` on the CLI) to rescore
+# with another prompt version than the configured one.
+PROMPT_VERSION_TAG = "cscoach/prompt_version"
 
 
 class PromptVariant(BaseModel):
@@ -86,3 +90,8 @@ def format_transcript(transcript: Transcript) -> str:
         text = segment.text.replace("<", "‹").replace(">", "›")
         lines.append(f"{stamp}{segment.speaker.value}: {text}")
     return "\n".join(lines)
+
+
+def prompt_for_run(run_tags: Mapping[str, str], configured: str) -> PromptTemplate:
+    """The run's `cscoach/prompt_version` tag (a reanalysis), else the configured version."""
+    return load_prompt(run_tags.get(PROMPT_VERSION_TAG) or configured)

@@ -1,14 +1,20 @@
-"""The bucket resource: where consultations arrive (`incoming/`) and artifacts go (`artifacts/`)."""
+"""The bucket resource: where consultations arrive (`incoming/`) and artifacts go (`artifacts/`),
+with the options of each storage backend and the limits the bucket sensor works within."""
 
 from __future__ import annotations
 
 import json
 from typing import Any
 
-from dagster import ConfigurableResource
+from dagster import Config, ConfigurableResource
 from pydantic import Field
 
-from cscoach_pipeline.defs.ingest.storage import ObjectStore, open_object_store
+from cscoach_pipeline.defs.ingest.storage import (
+    ObjectStore,
+    S3Options,
+    SupabaseOptions,
+    open_object_store,
+)
 from cscoach_pipeline.defs.speech.text_import import (
     DEFAULT_MAX_CHAT_CHARS,
     DEFAULT_MAX_CHAT_SEGMENTS,
@@ -29,15 +35,35 @@ class BucketResource(ConfigurableResource):
     key_pattern: str = Field(
         default="", description="folders naming fields, e.g. incoming/{team}/{agent_id}/"
     )
-    supabase_url: str | None = Field(default=None, description="SUPABASE_URL, for supabase://")
-    supabase_key: str | None = Field(
-        default=None, description="from EnvVar('SUPABASE_SERVICE_ROLE_KEY'), for supabase://"
+
+    # One options field per backend that has options; the registry gives each backend its own.
+    s3: S3Options = Field(default=S3Options(), description="endpoint and addressing, for s3://")
+    supabase: SupabaseOptions = Field(
+        default=SupabaseOptions(), description="project URL and service-role key, for supabase://"
+    )
+
+    # What the bucket sensor works within.
+    settle_seconds: float = Field(
+        default=10.0, description="a new file is admitted once unchanged this long"
+    )
+    max_runs_per_tick: int = Field(
+        default=200, description="runs one sensor tick requests at most; the rest wait a tick"
+    )
+    tick_budget_s: float = Field(
+        default=20.0, description="seconds of hashing/recording work per sensor tick"
+    )
+    list_budget_s: float = Field(
+        default=30.0,
+        description="seconds of listing per tick; a longer listing resumes on the next tick",
     )
 
     def store(self) -> ObjectStore:
-        return open_object_store(
-            self.url, supabase_url=self.supabase_url, supabase_key=self.supabase_key
-        )
+        return open_object_store(self.url, *self.backend_options())
+
+    def backend_options(self) -> tuple[Config, ...]:
+        """Every backend options field, so a new backend's field needs no line here."""
+        values = (getattr(self, name) for name in type(self).model_fields)
+        return tuple(value for value in values if isinstance(value, Config))
 
     def artifacts(self, consultation_id: str) -> ConsultationArtifacts:
         return ConsultationArtifacts(self.store(), self.artifacts_prefix, consultation_id)

@@ -30,12 +30,12 @@ from typing import Any
 from dagster import (
     DefaultSensorStatus,
     RunRequest,
+    SensorDefinition,
     SensorEvaluationContext,
     SensorResult,
     SkipReason,
     sensor,
 )
-from sqlalchemy import select
 
 from cscoach_pipeline.defs.ingest.file_types import (
     SIDECAR_SUFFIX,
@@ -50,9 +50,8 @@ from cscoach_pipeline.defs.jobs import process_consultation_job
 from cscoach_pipeline.defs.partitions import consultation_partitions
 from cscoach_pipeline.defs.privacy.pii import redact_text
 from cscoach_pipeline.defs.recovery.policy import SOURCE_KEY_TAG, VERSION_TAG
-from cscoach_pipeline.defs.warehouse import tables
-from cscoach_pipeline.defs.warehouse.resources import WarehouseResource, utcnow
-from cscoach_pipeline.settings import load_settings
+from cscoach_pipeline.defs.warehouse.resources import WarehouseResource
+from cscoach_pipeline.defs.warehouse.stores import KnownObject
 
 # The cursor remembers at most this many not-yet-settled objects; the rest settle by age.
 MAX_PENDING_IN_CURSOR = 1000
@@ -62,15 +61,6 @@ MIN_ADMISSION_S = 5.0
 # Queued consultations checked per tick for a missing partition (a tick that died between
 # recording them and returning its result); the recovery sensor handles runs that never came.
 MAX_PARTITION_CHECKS = 200
-
-
-@dataclass(slots=True)
-class KnownObject:
-    consultation_id: str
-    version_token: str
-    fingerprint: str | None
-    version: int
-    state: str
 
 
 @dataclass
@@ -121,22 +111,15 @@ class BucketScanner:
         self.deadline = self.started + tick_budget_s
         self.log = log
         self.has_partition = has_partition
-        self.known = self._load_inventory()
+        self.inventory = warehouse.inventory
+        self.statuses = warehouse.statuses
+        self.known = self.inventory.load()
         # Content index for duplicate detection across keys.
         self.active_by_fingerprint = {
             row.fingerprint: row.consultation_id
             for row in self.known.values()
             if row.state == "active" and row.fingerprint
         }
-
-    def _load_inventory(self) -> dict[str, KnownObject]:
-        t = tables.bucket_objects
-        query = select(
-            t.c.source_key, t.c.consultation_id, t.c.version_token, t.c.fingerprint,
-            t.c.version, t.c.state,
-        )  # fmt: skip
-        with self.warehouse.engine.connect() as conn:
-            return {row[0]: KnownObject(*row[1:]) for row in conn.execute(query)}
 
     def scan(
         self, previously_pending: dict[str, str], now: datetime, resume_after: str | None = None
@@ -249,7 +232,7 @@ class BucketScanner:
             shown = f"{self.bucket.incoming_prefix}(name not shown: {digest})"
             consultation_id = f"consultation-{digest}"
         self.log.warning(f"{shown}: {reason}")
-        self.warehouse.set_status(consultation_id, shown, "failed", stage="sensor", error=reason)
+        self.statuses.set(consultation_id, shown, "failed", stage="sensor", error=reason)
         plan.pending[cursor_key(obj.key)] = token
 
     def _reject(
@@ -264,7 +247,7 @@ class BucketScanner:
     ) -> None:
         # Status first, inventory second: a tick that dies in between sees the object as new
         # next time and does it again, never "known" without a status.
-        self.warehouse.set_status(
+        self.statuses.set(
             consultation_id, display_key(obj.key), "rejected", stage="sensor", error=reason
         )
         self._record(obj.key, token, obj.size, consultation_id, fingerprint, known, "rejected")
@@ -309,7 +292,7 @@ class BucketScanner:
         shown = display_key(obj.key)
         # Status first, inventory second (see _reject); the partition and the run travel
         # together in this tick's result.
-        self.warehouse.set_status(consultation_id, shown, "queued", stage="sensor")
+        self.statuses.set(consultation_id, shown, "queued", stage="sensor")
         version = self._record(
             obj.key, token, obj.size, consultation_id, fingerprint, known, "active"
         )
@@ -333,20 +316,9 @@ class BucketScanner:
         bump: bool = True,
     ) -> int:
         version = max((known.version if known else 0) + (1 if bump else 0), 1)
-        now = utcnow()
-        values: dict[str, Any] = {
-            "consultation_id": consultation_id,
-            "version_token": token,
-            "size_bytes": size,
-            "fingerprint": fingerprint,
-            "version": version,
-            "state": state,
-            "updated_at": now,
-        }
-        if known is None:
-            values["first_seen_at"] = now
-        self.warehouse.upsert(tables.bucket_objects, {"source_key": key}, values)
-        self.known[key] = KnownObject(consultation_id, token, fingerprint, version, state)
+        current = KnownObject(consultation_id, token, fingerprint, version, state)
+        self.inventory.record(key, known, current, size)
+        self.known[key] = current
         return version
 
     def _mark_deleted(self, gone_if: Callable[[str], bool], plan: TickPlan) -> None:
@@ -354,14 +326,7 @@ class BucketScanner:
         if not gone:
             return
         # Results stay in the tables; a re-upload later counts as a new version.
-        t = tables.bucket_objects
-        with self.warehouse.engine.begin() as conn:
-            for start in range(0, len(gone), 500):
-                conn.execute(
-                    t.update()
-                    .where(t.c.source_key.in_(gone[start : start + 500]))
-                    .values(state="deleted", version_token="", updated_at=utcnow())
-                )
+        self.inventory.mark_deleted(gone)
         for key in gone:
             self.known[key].state = "deleted"
         plan.counts["deleted"] += len(gone)
@@ -377,7 +342,7 @@ class BucketScanner:
             if row.state == "active"
         }
         checks_left = MAX_PARTITION_CHECKS
-        for status in self.warehouse.fetch_rows(tables.consultation_status, status="queued"):
+        for status in self.statuses.with_status("queued"):
             consultation_id = status["consultation_id"]
             if consultation_id in requested or consultation_id not in active:
                 continue
@@ -408,8 +373,7 @@ def _load_resume_after(warehouse: WarehouseResource, token: str | None) -> str |
     the two writes) starts a fresh pass, which is always safe."""
     if not token:
         return None
-    rows = warehouse.fetch_rows(tables.sensor_state, name=RESUME_STATE)
-    key = rows[0]["value"] if rows else None
+    key = warehouse.inventory.get_state(RESUME_STATE)
     return key if key is not None and cursor_key(key) == token else None
 
 
@@ -435,29 +399,39 @@ def _run_request(consultation_id: str, source_key: str, version: int) -> RunRequ
     )
 
 
-_settings = load_settings()
+def build_bucket_sensor(interval_s: int = 10) -> SensorDefinition:
+    """The sensor, ticking every `interval_s` (CSCOACH_SENSOR_INTERVAL_S); how it admits
+    files comes from the bucket resource's fields."""
+
+    @sensor(
+        name="consultation_bucket_sensor",
+        job=process_consultation_job,
+        minimum_interval_seconds=interval_s,
+        default_status=DefaultSensorStatus.RUNNING,
+        description="Finds new or changed consultations under incoming/ and requests one run each.",
+    )
+    def consultation_bucket_sensor(
+        context: SensorEvaluationContext, bucket: BucketResource, warehouse: WarehouseResource
+    ) -> SensorResult | SkipReason:
+        return scan_bucket(context, bucket, warehouse)
+
+    return consultation_bucket_sensor
 
 
-@sensor(
-    job=process_consultation_job,
-    minimum_interval_seconds=_settings.sensor_interval_s,
-    default_status=DefaultSensorStatus.RUNNING,
-    description="Finds new or changed consultations under incoming/ and requests one run each.",
-)
-def consultation_bucket_sensor(
+def scan_bucket(
     context: SensorEvaluationContext, bucket: BucketResource, warehouse: WarehouseResource
 ) -> SensorResult | SkipReason:
-    settings = load_settings()
+    """One tick: scan, record, and return the runs with their partitions and the cursor."""
     started = time.monotonic()
     cursor = json.loads(context.cursor) if context.cursor else {}
     scanner = BucketScanner(
         bucket.store(),
         bucket,
         warehouse,
-        settle_seconds=settings.settle_seconds,
-        max_runs_per_tick=settings.max_runs_per_tick,
-        tick_budget_s=settings.tick_budget_s,
-        list_budget_s=settings.list_budget_s,
+        settle_seconds=bucket.settle_seconds,
+        max_runs_per_tick=bucket.max_runs_per_tick,
+        tick_budget_s=bucket.tick_budget_s,
+        list_budget_s=bucket.list_budget_s,
         log=context.log,
         has_partition=lambda key: context.instance.has_dynamic_partition(
             consultation_partitions.name, key
@@ -475,11 +449,7 @@ def consultation_bucket_sensor(
     )
     state: dict[str, Any] = {"pending": plan.pending}
     if plan.resume_after:
-        warehouse.upsert(
-            tables.sensor_state,
-            {"name": RESUME_STATE},
-            {"value": plan.resume_after, "updated_at": utcnow()},
-        )
+        warehouse.inventory.set_state(RESUME_STATE, plan.resume_after)
         state["resume"] = cursor_key(plan.resume_after)
     new_cursor = json.dumps(state, sort_keys=True)
     if not plan.run_requests and not plan.new_partitions:

@@ -31,8 +31,8 @@ from cscoach_pipeline.defs.recovery.policy import (
     run_attempt,
 )
 from cscoach_pipeline.defs.recovery.resources import RecoveryResource
-from cscoach_pipeline.defs.warehouse import tables
-from cscoach_pipeline.defs.warehouse.resources import WarehouseResource, as_utc, utcnow
+from cscoach_pipeline.defs.warehouse.engine import as_utc, utcnow
+from cscoach_pipeline.defs.warehouse.resources import WarehouseResource
 
 
 def settle_finished_run(
@@ -47,13 +47,11 @@ def settle_finished_run(
     consultation_id = run.tags.get("dagster/partition")
     if not consultation_id:
         return None  # multi-partition runs (backfills) report each consultation themselves
-    inventory = warehouse.fetch_rows(tables.bucket_objects, consultation_id=consultation_id)
-    current = max((r["version"] for r in inventory if r["state"] == "active"), default=None)
+    current = warehouse.inventory.current_version(consultation_id)
     run_version = run.tags.get(VERSION_TAG)
     if run_version is not None and current is not None and int(run_version) < current:
         return None  # superseded: the newer version's run owns the status
-    rows = warehouse.fetch_rows(tables.consultation_status, consultation_id=consultation_id)
-    row = rows[0] if rows else None
+    row = warehouse.statuses.get(consultation_id)
     if row is not None and row["run_id"] == run.run_id and row["next_attempt_at"] is not None:
         return None  # this run's outage is already scheduled for a retry
     if row is not None and row["status"] in FINAL_STATUSES:
@@ -101,7 +99,7 @@ def _write(
     # An outage with a retry ahead is `queued` (it will run again), not `failed`: `failed`
     # is final, so BI never counts a consultation that is still going to succeed.
     status = "queued" if retry_at is not None else "failed"
-    warehouse.set_status(
+    warehouse.statuses.set(
         consultation_id,
         source_key,
         status,

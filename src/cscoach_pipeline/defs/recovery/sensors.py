@@ -20,6 +20,7 @@ from dagster import (
     DefaultSensorStatus,
     RunRequest,
     RunsFilter,
+    SensorDefinition,
     SensorEvaluationContext,
     SensorResult,
     SkipReason,
@@ -39,9 +40,8 @@ from cscoach_pipeline.defs.recovery.policy import (
 )
 from cscoach_pipeline.defs.recovery.resources import RecoveryResource
 from cscoach_pipeline.defs.recovery.run_status import settle_finished_run
-from cscoach_pipeline.defs.warehouse import tables
-from cscoach_pipeline.defs.warehouse.resources import WarehouseResource, as_utc, utcnow
-from cscoach_pipeline.settings import load_settings
+from cscoach_pipeline.defs.warehouse.engine import as_utc, utcnow
+from cscoach_pipeline.defs.warehouse.resources import WarehouseResource
 
 IN_FLIGHT = [
     DagsterRunStatus.QUEUED,
@@ -113,7 +113,7 @@ def plan_recovery(
         run = instance.get_run_by_id(run_id)
         if run is not None:
             settle_finished_run(instance, warehouse, run, recovery.policy)
-    candidates = warehouse.recovery_candidates(
+    candidates = warehouse.statuses.recovery_candidates(
         now=now,
         stale_before=now - timedelta(seconds=recovery.stale_after_s),
         limit=MAX_CANDIDATES_PER_TICK,
@@ -126,13 +126,9 @@ def plan_recovery(
         consultation_id = row["consultation_id"]
         if consultation_id in in_flight:
             continue
-        inventory = [
-            r
-            for r in warehouse.fetch_rows(tables.bucket_objects, consultation_id=consultation_id)
-            if r["state"] == "active"
-        ]
+        inventory = warehouse.inventory.objects_of(consultation_id, active_only=True)
         if not inventory:
-            warehouse.set_status(
+            warehouse.statuses.set(
                 consultation_id,
                 row["source_key"],
                 "failed",
@@ -164,7 +160,7 @@ def plan_recovery(
         elif run.status in (DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED):
             settle_finished_run(instance, warehouse, run, recovery.policy)
         elif run.status == DagsterRunStatus.SUCCESS:
-            warehouse.set_status(
+            warehouse.statuses.set(
                 consultation_id,
                 row["source_key"],
                 "failed",
@@ -183,7 +179,7 @@ def _request(
     shown = display_key(inventory["source_key"])
     # Queued again; an outage keeps its reason (what the previous attempt ran into).
     outage = row["failure_kind"] == FailureKind.OUTAGE
-    warehouse.set_status(
+    warehouse.statuses.set(
         consultation_id,
         shown,
         "queued",
@@ -203,26 +199,31 @@ def _request(
     )
 
 
-_settings = load_settings()
+def build_recovery_sensor(interval_s: int = 30) -> SensorDefinition:
+    """The recovery sensor, ticking every `interval_s` (CSCOACH_RECOVERY_INTERVAL_S)."""
 
-
-@sensor(
-    job=process_consultation_job,
-    minimum_interval_seconds=_settings.recovery_interval_s,
-    default_status=DefaultSensorStatus.RUNNING,
-    description="Fails runs whose worker died, settles stranded consultations and launches "
-    "retries of outages and re-queue requests.",
-)
-def recover_stranded_consultations(
-    context: SensorEvaluationContext, warehouse: WarehouseResource, recovery: RecoveryResource
-) -> SensorResult | SkipReason:
-    requests = plan_recovery(context.instance, warehouse, recovery, utcnow(), context.log)
-    if not requests:
-        return SkipReason("nothing stranded")
-    context.log.info(f"launching {len(requests)} retries")
-    return SensorResult(
-        run_requests=requests,
-        dynamic_partitions_requests=[
-            consultation_partitions.build_add_request(sorted({r.partition_key for r in requests}))
-        ],
+    @sensor(
+        name="recover_stranded_consultations",
+        job=process_consultation_job,
+        minimum_interval_seconds=interval_s,
+        default_status=DefaultSensorStatus.RUNNING,
+        description="Fails runs whose worker died, settles stranded consultations and launches "
+        "retries of outages and re-queue requests.",
     )
+    def recover_stranded_consultations(
+        context: SensorEvaluationContext, warehouse: WarehouseResource, recovery: RecoveryResource
+    ) -> SensorResult | SkipReason:
+        requests = plan_recovery(context.instance, warehouse, recovery, utcnow(), context.log)
+        if not requests:
+            return SkipReason("nothing stranded")
+        context.log.info(f"launching {len(requests)} retries")
+        return SensorResult(
+            run_requests=requests,
+            dynamic_partitions_requests=[
+                consultation_partitions.build_add_request(
+                    sorted({r.partition_key for r in requests})
+                )
+            ],
+        )
+
+    return recover_stranded_consultations

@@ -26,7 +26,6 @@ from cscoach_pipeline.defs.ingest.storage import ObjectNotFound, StorageError
 from cscoach_pipeline.defs.ingest.storage.base import DISK_ERRNOS
 from cscoach_pipeline.defs.recovery.policy import VERSION_TAG, FailureKind, run_attempt
 from cscoach_pipeline.defs.recovery.resources import RecoveryResource
-from cscoach_pipeline.defs.warehouse import tables
 from cscoach_pipeline.defs.warehouse.resources import WarehouseResource
 from cscoach_pipeline.errors import ConsultationInputError
 
@@ -48,7 +47,7 @@ class Superseded(Exception):
 
 
 def source_of(warehouse: WarehouseResource, consultation_id: str) -> ConsultationSource:
-    rows = warehouse.fetch_rows(tables.bucket_objects, consultation_id=consultation_id)
+    rows = warehouse.inventory.objects_of(consultation_id)
     active = [r for r in rows if r["state"] != "rejected"] or rows
     if not active:
         raise Failure(
@@ -99,7 +98,7 @@ def _record_failure(
     kind: FailureKind,
 ) -> None:
     try:
-        warehouse.set_status(
+        warehouse.statuses.set(
             source.consultation_id,
             source.shown_key,
             "failed",
@@ -141,7 +140,7 @@ def record_status(
     error: str | None = None,
 ) -> None:
     """A status written by a step: with its run and attempt, under the shown key."""
-    warehouse.set_status(
+    warehouse.statuses.set(
         source.consultation_id,
         source.shown_key,
         status,

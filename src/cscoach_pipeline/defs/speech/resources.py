@@ -1,4 +1,5 @@
-"""The speech-to-text resource: which Whisper engine and model, loaded once per process."""
+"""The speech-to-text resource: which engine and model, built from the engine registry and
+loaded once per process."""
 
 from __future__ import annotations
 
@@ -7,28 +8,23 @@ from functools import lru_cache
 from dagster import ConfigurableResource
 from pydantic import Field
 
-from cscoach_pipeline.defs.speech.transcribe import (
-    ENGINES,
-    FasterWhisperEngine,
-    OpenAIWhisperEngine,
+from cscoach_pipeline.defs.speech.engines import (
+    EngineSettings,
     SpeechToTextEngine,
-    resolve_whisper_model,
+    available_engines,
+    create_engine,
 )
+from cscoach_pipeline.defs.speech.engines.models import resolve_model
 
 
 @lru_cache(maxsize=4)
-def _load_engine(engine: str, model: str, compute_type: str, beam_size: int) -> SpeechToTextEngine:
-    if engine not in ENGINES:
-        raise ValueError(
-            f"unknown CSCOACH_STT_ENGINE {engine!r}: choose one of {', '.join(sorted(ENGINES))}"
-        )
-    if engine == FasterWhisperEngine.name:
-        return FasterWhisperEngine(model, compute_type=compute_type, beam_size=beam_size)
-    return OpenAIWhisperEngine(model, beam_size=beam_size)
+def _load_engine(engine: str, settings: EngineSettings) -> SpeechToTextEngine:
+    # Loading a model takes seconds and hundreds of MB: one per process and settings.
+    return create_engine(engine, settings)
 
 
 class SpeechToTextResource(ConfigurableResource):
-    engine: str = Field(default="faster-whisper", description="faster-whisper | openai-whisper")
+    engine: str = Field(default="faster-whisper", description=" | ".join(available_engines()))
     model: str = Field(
         default="",
         description="Whisper model name (downloaded) or local path; empty = bundled tiny.en",
@@ -40,7 +36,22 @@ class SpeechToTextResource(ConfigurableResource):
 
     @property
     def model_path(self) -> str:
-        return resolve_whisper_model(self.model)
+        """What gets loaded: a local path, or a model name the engine downloads."""
+        return resolve_model(self.model).source
+
+    @property
+    def model_name(self) -> str:
+        """What transcripts and consultations.stt_model record (tiny.en, small, a folder name)."""
+        return resolve_model(self.model).name
 
     def load(self) -> SpeechToTextEngine:
-        return _load_engine(self.engine, self.model_path, self.compute_type, self.beam_size)
+        settings = EngineSettings(
+            model=self.model_path, compute_type=self.compute_type, beam_size=self.beam_size
+        )
+        return _load_engine(self.engine, settings)
+
+
+class MediaResource(ConfigurableResource):
+    """How originals become audio: ffmpeg's time limit per probe or extraction."""
+
+    ffmpeg_timeout_s: float = Field(default=900.0, gt=0, description="seconds per ffmpeg call")

@@ -1,16 +1,20 @@
 """Proves the S3 bucket backend against real HTTP peers on loopback.
 
-Against moto's S3 server (a real S3 REST endpoint), `open_object_store("s3://bucket/prefix")`
-gives an `S3ObjectStore` whose `list_objects` yields keys relative to the URL's prefix with
-sizes, ETags and `version_token`s matching `stat`, treats its prefix as a folder (like the
-local store), follows continuation tokens past 1,000 objects and skips console folder
-placeholders; `stat` returns S3 user metadata with lower-case names; `read_bytes`,
-`download_to`, `write_bytes`, `upload_file` and the streaming `sha256` round-trip bytes and
-content types; `locate` gives s3://bucket/prefix/key; `fingerprint` comes from the ETag
-without downloading (equal for equal content under two keys). A missing object is
-`ObjectNotFound`; keys escaping the prefix are `StorageError` and touch nothing.
+Against moto's S3 server (a real S3 REST endpoint), `open_object_store("s3://bucket/prefix",
+S3Options(endpoint_url=...))` gives an `S3ObjectStore` on that endpoint (one per URL and
+options) whose `list_objects` yields keys relative to the URL's prefix with sizes, ETags and
+`version_token`s matching `stat`, treats its prefix as a folder (like the local store),
+follows continuation tokens past 1,000 objects and skips console folder placeholders; `stat`
+returns S3 user metadata with lower-case names; `read_bytes`, `download_to`, `write_bytes`,
+`upload_file` and the streaming `sha256` round-trip bytes and content types; `locate` gives
+s3://bucket/prefix/key; `fingerprint` comes from the ETag without downloading (equal for
+equal content under two keys). A missing object is `ObjectNotFound`; keys escaping the
+prefix are `StorageError` and touch nothing.
 
-Against a recording HTTP server, the store sends path-style URLs (`/bucket/prefix/key`) and no
+The endpoint and addressing style come from the options alone (CSCOACH_S3_ADDRESSING_STYLE in
+the environment changes nothing); a custom endpoint means path style unless told otherwise,
+AWS itself `auto`, and an unknown style is refused when the options are built. Against a
+recording HTTP server, the store sends path-style URLs (`/bucket/prefix/key`) and no
 flexible-checksum headers (`when_required`), which a default boto3 client does send.
 Against servers that always fail: 503 SlowDown and 500 InternalError are retried exactly
 `max_attempts` times (botocore standard mode) and end as `StorageError`, for every operation,
@@ -36,6 +40,7 @@ import pytest
 
 from cscoach_pipeline.defs.ingest.storage import (
     ObjectNotFound,
+    S3Options,
     StorageError,
     _open_cached,
     open_object_store,
@@ -51,7 +56,7 @@ from tests.support.s3_server import (
     closed_port_endpoint,
     failing_s3_server,
     fresh_bucket,
-    use_s3_endpoint,
+    use_test_credentials,
 )
 
 ROOT = "tenant/a"
@@ -88,7 +93,7 @@ def bucket(s3_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[S3Buck
 
 @pytest.fixture
 def store(bucket: S3Bucket) -> S3ObjectStore:
-    opened = open_object_store(bucket.url(ROOT))
+    opened = open_object_store(bucket.url(ROOT), bucket.options)
     assert isinstance(opened, S3ObjectStore)
     return opened
 
@@ -117,20 +122,26 @@ def _count_calls(store: S3ObjectStore, event: str) -> list[str]:
 
 
 def test_open_object_store_parses_bucket_prefix_and_caches(bucket: S3Bucket) -> None:
-    store = open_object_store(f"s3://{bucket.name}/{ROOT}/")
+    options = bucket.options
+    store = open_object_store(f"s3://{bucket.name}/{ROOT}/", options)
     assert isinstance(store, S3ObjectStore)
     assert (store.bucket, store.root, store.url) == (
         bucket.name,
         ROOT,
         f"s3://{bucket.name}/{ROOT}",
     )
-    assert open_object_store(f"s3://{bucket.name}/{ROOT}/") is store  # one client per URL
-    at_root = open_object_store(f"s3://{bucket.name}")
+    assert store._client.meta.endpoint_url == bucket.endpoint
+    # One client per URL and options, equal options built again included.
+    assert (
+        open_object_store(f"s3://{bucket.name}/{ROOT}/", S3Options(endpoint_url=bucket.endpoint))
+        is store
+    )
+    at_root = open_object_store(f"s3://{bucket.name}", options)
     assert isinstance(at_root, S3ObjectStore)
     assert (at_root.root, at_root.url) == ("", f"s3://{bucket.name}")
-    assert open_object_store(f"s3://{bucket.name}/a%20b").root == "a b"  # type: ignore[attr-defined]
+    assert open_object_store(f"s3://{bucket.name}/a%20b", options).root == "a b"  # type: ignore[attr-defined]
     with pytest.raises(ValueError, match="needs a bucket name"):
-        open_object_store("s3:///just-a-path")
+        open_object_store("s3:///just-a-path", options)
 
 
 # ----------------------------------------------------------------------------- listing
@@ -161,7 +172,7 @@ def test_list_objects_yields_relative_keys_sizes_and_etags(
 
 
 def test_list_objects_at_the_bucket_root(seeded: S3Bucket) -> None:
-    store = open_object_store(seeded.url())
+    store = open_object_store(seeded.url(), seeded.options)
     keys = {obj.key for obj in store.list_objects("incoming/")}
     assert keys == {"incoming/top-level.wav"}
     everything = {obj.key for obj in store.list_objects("")}
@@ -248,7 +259,7 @@ def test_locate_names_the_full_s3_address(bucket: S3Bucket, store: S3ObjectStore
     assert store.locate("artifacts/c1/audio.wav") == (
         f"s3://{bucket.name}/{ROOT}/artifacts/c1/audio.wav"
     )
-    at_root = open_object_store(bucket.url())
+    at_root = open_object_store(bucket.url(), bucket.options)
     assert at_root.locate("incoming/a.wav") == f"s3://{bucket.name}/incoming/a.wav"
 
 
@@ -326,13 +337,32 @@ def test_client_uses_path_style_and_checksums_only_when_required(
     assert config.response_checksum_validation == "when_required"
     assert config.retries == {"total_max_attempts": 5, "mode": "standard"}
 
+
+def _client_of(url: str, options: S3Options) -> Any:
+    opened = open_object_store(url, options)  # building a client makes no request
+    assert isinstance(opened, S3ObjectStore)
+    return opened._client
+
+
+def test_endpoint_and_addressing_come_from_the_options(monkeypatch: pytest.MonkeyPatch) -> None:
+    use_test_credentials(monkeypatch)
+    # The environment the store used to read itself: it must change nothing now.
     monkeypatch.setenv("CSCOACH_S3_ADDRESSING_STYLE", "virtual")
-    assert S3ObjectStore(bucket.name)._client.meta.config.s3["addressing_style"] == "virtual"
-    monkeypatch.delenv("CSCOACH_S3_ADDRESSING_STYLE")
-    monkeypatch.delenv("AWS_ENDPOINT_URL")
-    on_aws = S3ObjectStore(bucket.name)  # no request is made
-    assert on_aws._client.meta.config.s3["addressing_style"] == "auto"
-    assert "amazonaws.com" in on_aws._client.meta.endpoint_url
+    endpoint = "http://127.0.0.1:9"
+    try:
+        custom = _client_of("s3://b/p", S3Options(endpoint_url=endpoint))
+        assert custom.meta.endpoint_url == endpoint
+        assert custom.meta.config.s3["addressing_style"] == "path"  # the custom-endpoint default
+        told = _client_of("s3://b/p", S3Options(endpoint_url=endpoint, addressing_style="virtual"))
+        assert told.meta.config.s3["addressing_style"] == "virtual"
+        for on_aws in (S3Options(), S3Options(endpoint_url="", addressing_style="")):
+            client = _client_of("s3://b/p", on_aws)
+            assert client.meta.config.s3["addressing_style"] == "auto"
+            assert "amazonaws.com" in client.meta.endpoint_url
+        with pytest.raises(ValueError, match="CSCOACH_S3_ADDRESSING_STYLE must be auto, path or"):
+            S3Options(addressing_style="sideways")
+    finally:
+        _open_cached.cache_clear()
 
 
 def _checksum_headers(headers: dict[str, str]) -> dict[str, str]:
@@ -350,8 +380,8 @@ def test_requests_are_path_style_without_flexible_checksums(
 ) -> None:
     """What goes on the wire, seen by a recording server (it answers 403, never retried)."""
     with failing_s3_server(EXPIRED_TOKEN) as server:
-        use_s3_endpoint(monkeypatch, server.endpoint)
-        store = S3ObjectStore(FAIL_BUCKET, ROOT, max_attempts=1)
+        use_test_credentials(monkeypatch)
+        store = S3ObjectStore(FAIL_BUCKET, ROOT, endpoint_url=server.endpoint, max_attempts=1)
         source = tmp_path / "audio.wav"
         source.write_bytes(b"RIFF" + bytes(1000))
         for call in (
@@ -398,20 +428,17 @@ Failing = Callable[[S3Failure], tuple[FailingS3, S3ObjectStore]]
 
 @pytest.fixture
 def failing(monkeypatch: pytest.MonkeyPatch) -> Iterator[Failing]:
-    """Starts a failing server, points the AWS environment at it with distinctive secrets,
-    and returns it with a store on it (max_attempts=3)."""
+    """Starts a failing server, gives the AWS environment distinctive secrets, and returns
+    the server with a store on it (max_attempts=3)."""
     with ExitStack() as stack:
 
         def start(failure: S3Failure) -> tuple[FailingS3, S3ObjectStore]:
             server = stack.enter_context(failing_s3_server(failure))
-            use_s3_endpoint(
-                monkeypatch,
-                server.endpoint,
-                access_key=ACCESS_KEY,
-                secret_key=SECRET,
-                session_token=SESSION_TOKEN,
+            use_test_credentials(
+                monkeypatch, access_key=ACCESS_KEY, secret_key=SECRET, session_token=SESSION_TOKEN
             )
-            return server, S3ObjectStore(FAIL_BUCKET, ROOT, max_attempts=3)
+            store = S3ObjectStore(FAIL_BUCKET, ROOT, endpoint_url=server.endpoint, max_attempts=3)
+            return server, store
 
         yield start
     _open_cached.cache_clear()
@@ -495,14 +522,10 @@ def test_expired_token_on_a_head_request(failing: Failing, tmp_path: Path) -> No
 def test_connection_refused_is_retried_then_storage_error(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, operation: str
 ) -> None:
-    use_s3_endpoint(
-        monkeypatch,
-        closed_port_endpoint(),
-        access_key=ACCESS_KEY,
-        secret_key=SECRET,
-        session_token=SESSION_TOKEN,
+    use_test_credentials(
+        monkeypatch, access_key=ACCESS_KEY, secret_key=SECRET, session_token=SESSION_TOKEN
     )
-    store = S3ObjectStore(FAIL_BUCKET, ROOT, max_attempts=3)
+    store = S3ObjectStore(FAIL_BUCKET, ROOT, endpoint_url=closed_port_endpoint(), max_attempts=3)
     attempts = _count_calls(store, "before-send.s3")
     with pytest.raises(StorageError, match="failed after retries") as caught:
         _operations(store, tmp_path)[operation]()

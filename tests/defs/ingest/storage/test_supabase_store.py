@@ -13,7 +13,9 @@ original; a missing object is `ObjectNotFound`; a wrong key is a `StorageError` 
 SUPABASE_SERVICE_ROLE_KEY without containing the key; 503/429 answers and dropped connections
 are retried, persistent failures become a `StorageError` naming the operation; the fingerprint
 comes from the ETag without a download; `open_object_store` builds the store from a
-supabase:// URL and rejects one without credentials.
+supabase:// URL and its `SupabaseOptions` (whose repr never shows the key) and rejects one
+without credentials. Retries wait the delays of the shared full-jitter backoff
+(`resilience.backoff_delays`), drawn only once a call has failed.
 """
 
 from __future__ import annotations
@@ -23,12 +25,20 @@ import mimetypes
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
 from cscoach_pipeline.defs.ingest.resources import ConsultationArtifacts
-from cscoach_pipeline.defs.ingest.storage import ObjectNotFound, StorageError, open_object_store
+from cscoach_pipeline.defs.ingest.storage import (
+    ObjectNotFound,
+    StorageError,
+    SupabaseOptions,
+    open_object_store,
+)
+from cscoach_pipeline.defs.ingest.storage import supabase as supabase_backend
 from cscoach_pipeline.defs.ingest.storage.supabase import SupabaseObjectStore
+from cscoach_pipeline.resilience import backoff_delays
 from tests.support.fake_supabase_storage import FakeSupabaseStorage
 
 KEY = "test-service-role-key-0123456789"
@@ -336,6 +346,33 @@ def test_transient_failures_are_retried(
     assert fake.count("upload") == 3 and store.read_bytes("artifacts/a.json") == b"{}"
 
 
+def test_retries_wait_the_shared_backoff(
+    fake: FakeSupabaseStorage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    drawn: list[tuple[tuple[int, float, float], list[float]]] = []
+    slept: list[float] = []
+
+    def recording_delays(attempts: int, base_s: float, cap_s: float, rng: object) -> list[float]:
+        delays = backoff_delays(attempts, base_s, cap_s, rng)  # type: ignore[arg-type]
+        drawn.append(((attempts, base_s, cap_s), delays))
+        return delays
+
+    monkeypatch.setattr(supabase_backend, "backoff_delays", recording_delays)
+    monkeypatch.setattr(supabase_backend, "time", SimpleNamespace(sleep=slept.append))
+    store = _store(fake, max_attempts=4, backoff_base_s=0.5, backoff_max_s=0.75)
+    fake.put(f"{ROOT}/incoming/a.wav", b"RIFF")
+
+    assert store.read_bytes("incoming/a.wav") == b"RIFF"
+    assert drawn == [] and slept == []  # no failure, no delays drawn
+
+    fake.fail_next("download", times=3, status=503)
+    assert store.read_bytes("incoming/a.wav") == b"RIFF"
+    ((arguments, delays),) = drawn
+    assert arguments == (3, 0.5, 0.75)  # one delay before each retry, capped at backoff_max_s
+    assert slept == delays
+    assert all(0.0 <= d <= min(0.75, 0.5 * 2**i) for i, d in enumerate(delays))
+
+
 def test_persistent_failures_name_the_operation(fake: FakeSupabaseStorage) -> None:
     store = _store(fake, max_attempts=3)
     fake.put(f"{ROOT}/incoming/a.wav", b"RIFF")
@@ -376,15 +413,16 @@ def test_fingerprint_uses_the_etag_without_downloading(
 
 def test_open_object_store_builds_a_supabase_store(fake: FakeSupabaseStorage) -> None:
     fake.put(f"{ROOT}/incoming/a.wav", b"RIFF")
-    store = open_object_store(
-        f"supabase://{BUCKET}/{ROOT}", supabase_url=fake.url, supabase_key=KEY
-    )
+    options = SupabaseOptions(url=fake.url, key=KEY)
+    assert KEY not in repr(options) and KEY not in str(options)
+    store = open_object_store(f"supabase://{BUCKET}/{ROOT}", options)
     assert isinstance(store, SupabaseObjectStore)
     assert store.url == f"supabase://{BUCKET}/{ROOT}"
     assert [obj.key for obj in store.list_objects("incoming/")] == ["incoming/a.wav"]
 
     for url, key in ((None, KEY), (fake.url, None), (None, None)):
-        with pytest.raises(ValueError, match="SUPABASE_URL and SUPABASE_SERVICE_ROLE_KEY"):
-            open_object_store(f"supabase://{BUCKET}/{ROOT}", supabase_url=url, supabase_key=key)
+        with pytest.raises(ValueError, match="SUPABASE_URL and SUPABASE_SERVICE_ROLE_KEY") as info:
+            open_object_store(f"supabase://{BUCKET}/{ROOT}", SupabaseOptions(url=url, key=key))
+        assert KEY not in str(info.value)
     with pytest.raises(ValueError, match="needs a bucket name"):
-        open_object_store("supabase:///prefix", supabase_url=fake.url, supabase_key=KEY)
+        open_object_store("supabase:///prefix", options)

@@ -1,15 +1,20 @@
-"""The one small interface every storage backend implements (local folder, S3, Supabase)."""
+"""The one small interface every storage backend implements (local folder, S3, Supabase), and
+how a backend plugs into the registry: a `Backend` (its options model and its factory)."""
 
 from __future__ import annotations
 
 import errno
 import hashlib
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from types import MappingProxyType
+from typing import Generic, TypeVar
+from urllib.parse import unquote, urlparse
+
+from dagster import Config
 
 
 class StorageError(Exception):
@@ -109,3 +114,36 @@ class ObjectStore(ABC):
             return self.read_bytes(key)
         except ObjectNotFound:
             return None
+
+
+# ----------------------------------------------------------------------------- backends
+
+
+class NoOptions(Config):
+    """The options of a backend that needs nothing beyond its URL (a local folder)."""
+
+
+OptionsT = TypeVar("OptionsT", bound=Config)
+
+
+@dataclass(frozen=True, slots=True)
+class Backend(Generic[OptionsT]):
+    """One URL scheme's way to a store; its module builds one and the registry lists it."""
+
+    # The URL form, as the unknown-scheme error lists it: "s3://bucket/prefix".
+    usage: str
+    # Its options model. BucketResource holds one as a nested field (secrets as EnvVar);
+    # the registry hands the factory the instance of this type, or the defaults.
+    options: type[OptionsT]
+    # (bucket URL, options) -> store. Parses and validates the URL (ValueError).
+    open: Callable[[str, OptionsT], ObjectStore]
+
+
+def bucket_and_prefix(url: str) -> tuple[str, str]:
+    """(bucket, root prefix) of a `scheme://bucket/prefix` URL, the prefix percent-decoded."""
+    parsed = urlparse(url)
+    if not parsed.netloc:
+        raise ValueError(
+            f"CSCOACH_BUCKET_URL needs a bucket name: {parsed.scheme}://bucket/prefix, got {url!r}"
+        )
+    return parsed.netloc, unquote(parsed.path)

@@ -1,4 +1,4 @@
-"""A plain folder as a bucket: the embedded default (`file:///abs/path`).
+"""A plain folder as a bucket: the embedded default (`file:///abs/path`, or a bare absolute path).
 
 Keys are always valid Unicode text, whatever bytes the file names hold on disk. A name that
 is not UTF-8 (CP949/EUC-KR from Korean Windows tools and zip archives) is listed decoded, e.g.
@@ -20,9 +20,12 @@ import tempfile
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from urllib.parse import unquote, urlparse
 
 from cscoach_pipeline.defs.ingest.storage.base import (
     DISK_ERRNOS,
+    Backend,
+    NoOptions,
     ObjectNotFound,
     ObjectStore,
     StorageDiskError,
@@ -248,3 +251,17 @@ def _write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
         view = view[os.write(fd, view) :]
+
+
+def open_folder(url: str, options: NoOptions) -> LocalFolderStore:
+    """The folder a `file:///abs/path` URL (or a bare absolute path) names."""
+    parsed = urlparse(url)
+    path = Path(unquote(parsed.path if parsed.scheme else url))
+    # file://data/bucket parses "data" as a host and would silently mean /bucket.
+    relative_host = parsed.scheme == "file" and parsed.netloc not in ("", "localhost")
+    if relative_host or not path.is_absolute():
+        raise ValueError(f"CSCOACH_BUCKET_URL must be an absolute file:/// URL, got {url!r}")
+    return LocalFolderStore(path)
+
+
+BACKEND = Backend(usage="file:///path", options=NoOptions, open=open_folder)

@@ -1,23 +1,29 @@
 """Amazon S3 and S3-compatible stores (MinIO, Cloudflare R2, Supabase's S3 endpoint) via boto3.
 
-Credentials, region and endpoint come from the standard AWS environment (AWS_ACCESS_KEY_ID,
-AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, AWS_REGION, AWS_ENDPOINT_URL, profiles, instance
-roles): boto3 resolves them itself, so no secret ever passes through Dagster config or logs.
+The endpoint and the addressing style are `S3Options` fields (the definitions fill them from
+AWS_ENDPOINT_URL and CSCOACH_S3_ADDRESSING_STYLE). Credentials and region come from boto3's own
+chain (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, AWS_REGION, profiles,
+instance roles), so no secret ever passes through Dagster config or logs. boto3 is imported
+where it is used: the registry imports this module whenever the storage package loads.
 """
 
 from __future__ import annotations
 
 import hashlib
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from dagster import Config, EnvVar
+from pydantic import Field, field_validator
+
 from cscoach_pipeline.defs.ingest.storage.base import (
+    Backend,
     ObjectNotFound,
     ObjectStore,
     StorageError,
     StoredObject,
+    bucket_and_prefix,
     change_token,
 )
 
@@ -34,6 +40,39 @@ _CREDENTIAL_CODES = {
 }
 
 
+ADDRESSING_STYLES = ("auto", "path", "virtual")
+
+
+class S3Options(Config):
+    """Where an s3:// bucket's server is and how to address it."""
+
+    endpoint_url: str | None = Field(
+        default=None,
+        description="an S3-compatible server (MinIO, R2, Supabase's S3), e.g. "
+        "http://127.0.0.1:9000; empty for AWS itself (AWS_ENDPOINT_URL)",
+    )
+    addressing_style: str | None = Field(
+        default=None,
+        description="auto, path or virtual; empty means path with a custom endpoint, else auto "
+        "(CSCOACH_S3_ADDRESSING_STYLE)",
+    )
+
+    @field_validator("endpoint_url")
+    @classmethod
+    def _empty_endpoint_is_aws(cls, value: str | None) -> str | None:
+        return value or None
+
+    @field_validator("addressing_style")
+    @classmethod
+    def _known_style(cls, value: str | None) -> str | None:
+        # An EnvVar is still its name here; Dagster validates again with the value at run time.
+        if not value or isinstance(value, EnvVar) or value in ADDRESSING_STYLES:
+            return value or None
+        raise ValueError(
+            f"CSCOACH_S3_ADDRESSING_STYLE must be auto, path or virtual, got {value!r}"
+        )
+
+
 class S3ObjectStore(ObjectStore):
     def __init__(
         self,
@@ -46,21 +85,15 @@ class S3ObjectStore(ObjectStore):
         client: Any | None = None,
     ) -> None:
         import boto3
-        from botocore.config import Config
+        from botocore.config import Config as BotoConfig
 
         self.bucket = bucket
         self.root = root_prefix.strip("/")
         self.url = f"s3://{bucket}/{self.root}".rstrip("/")
-        endpoint_url = endpoint_url or os.environ.get("AWS_ENDPOINT_URL") or None
-        style = (
-            addressing_style
-            or os.environ.get("CSCOACH_S3_ADDRESSING_STYLE")
-            or (
-                # Custom endpoints (MinIO, R2, Supabase, local servers) expect path-style URLs.
-                "path" if endpoint_url else "auto"
-            )
-        )
-        config = Config(
+        endpoint_url = endpoint_url or None
+        # Custom endpoints (MinIO, R2, Supabase, local servers) expect path-style URLs.
+        style = addressing_style or ("path" if endpoint_url else "auto")
+        config = BotoConfig(
             s3={"addressing_style": style},
             # Newer boto3 adds CRC checksums to every request by default, which several
             # S3-compatible servers reject; only send them when an operation requires it.
@@ -223,3 +256,17 @@ class S3ObjectStore(ObjectStore):
             return digest.hexdigest()
 
         return self._call("get", key, stream)
+
+
+def open_s3(url: str, options: S3Options) -> S3ObjectStore:
+    """The store an `s3://bucket/prefix` URL names, on the options' endpoint."""
+    bucket, prefix = bucket_and_prefix(url)
+    return S3ObjectStore(
+        bucket,
+        prefix,
+        endpoint_url=options.endpoint_url,
+        addressing_style=options.addressing_style,
+    )
+
+
+BACKEND = Backend(usage="s3://bucket/prefix", options=S3Options, open=open_s3)

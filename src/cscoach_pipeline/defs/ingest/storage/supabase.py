@@ -1,7 +1,9 @@
 """Supabase Storage buckets (`supabase://bucket/prefix`) through supabase-py's Storage client.
 
-The project URL and the service-role key come from SUPABASE_URL and SUPABASE_SERVICE_ROLE_KEY
-(the key reaches Dagster as an EnvVar); the key is never put into a message or a log line.
+The project URL and the service-role key are `SupabaseOptions` fields (the definitions fill
+them from SUPABASE_URL and EnvVar("SUPABASE_SERVICE_ROLE_KEY")); the key is never put into a
+repr, a message or a log line. httpx, storage3 and supabase are imported where they are used:
+the registry imports this module whenever the storage package loads.
 
 Supabase Storage answers most errors as HTTP 400 with the real status in the JSON body
 (`{"statusCode": "404", "error": "not_found", "message": "Object not found"}`); gateways in
@@ -20,19 +22,24 @@ import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
-import httpx
-from pydantic import ValidationError
-from storage3.exceptions import StorageApiError
+from dagster import Config
+from pydantic import Field, ValidationError
 
 from cscoach_pipeline.defs.ingest.storage.base import (
+    Backend,
     ObjectNotFound,
     ObjectStore,
     StorageError,
     StoredObject,
+    bucket_and_prefix,
     change_token,
 )
+from cscoach_pipeline.resilience import backoff_delays
+
+if TYPE_CHECKING:
+    from storage3.exceptions import StorageApiError
 
 _log = logging.getLogger(__name__)
 _T = TypeVar("_T")
@@ -49,6 +56,21 @@ _CREDENTIAL_HINT = (
     "Supabase Storage rejected the credentials; check SUPABASE_SERVICE_ROLE_KEY (it must be the "
     "service-role key of the project at SUPABASE_URL)"
 )
+
+
+class SupabaseOptions(Config):
+    """Which Supabase project holds a supabase:// bucket, and the key to it."""
+
+    url: str | None = Field(
+        default=None, description="the project URL, https://<ref>.supabase.co (SUPABASE_URL)"
+    )
+    # repr=False: the resolved key must not show in a repr of the options or the resource.
+    key: str | None = Field(
+        default=None,
+        repr=False,
+        description="the service-role key: pass EnvVar('SUPABASE_SERVICE_ROLE_KEY') so Dagster "
+        "never shows or stores its value",
+    )
 
 
 class _RetryableError(Exception):
@@ -72,6 +94,7 @@ class SupabaseObjectStore(ObjectStore):
         backoff_max_s: float = 8.0,
         timeout_s: float = 60.0,
     ) -> None:
+        import httpx
         from supabase import ClientOptions, create_client
 
         if not url or not key:
@@ -88,6 +111,7 @@ class SupabaseObjectStore(ObjectStore):
         self.max_attempts = max(1, max_attempts)
         self.backoff_base_s = backoff_base_s
         self.backoff_max_s = backoff_max_s
+        self._rng = random.Random()
         # Only to scrub it from server messages; never formatted anywhere.
         self._secret = key
         # None until the first listing tells whether the server has list-v2 (newer Storage).
@@ -136,6 +160,7 @@ class SupabaseObjectStore(ObjectStore):
         """Runs one storage3 call, retrying 5xx, 429 and connection failures with exponential
         backoff and jitter, and maps everything else to ObjectNotFound / StorageError."""
         where = self._where(key)
+        delays: list[float] = []
         for attempt in range(1, self.max_attempts + 1):
             try:
                 return self._attempt(operation, key, where, fn)
@@ -145,11 +170,18 @@ class SupabaseObjectStore(ObjectStore):
                         f"Supabase Storage {operation} of {where} failed after {attempt} "
                         f"attempt(s): {exc.detail}"
                     ) from None
-                delay = min(self.backoff_max_s, self.backoff_base_s * 2 ** (attempt - 1))
-                time.sleep(delay / 2 + random.uniform(0, delay / 2))
+                if not delays:
+                    # Drawn at the first failure only: nearly every call succeeds at once.
+                    delays = backoff_delays(
+                        self.max_attempts - 1, self.backoff_base_s, self.backoff_max_s, self._rng
+                    )
+                time.sleep(delays[attempt - 1])
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _attempt(self, operation: str, key: str | None, where: str, fn: Callable[[], _T]) -> _T:
+        import httpx
+        from storage3.exceptions import StorageApiError
+
         try:
             return fn()
         except StorageApiError as exc:
@@ -264,6 +296,8 @@ class SupabaseObjectStore(ObjectStore):
             cursor = page.nextCursor
 
     def _list_v2_page(self, options: dict[str, Any]) -> Any:
+        from storage3.exceptions import StorageApiError
+
         try:
             return self._files.list_v2(options)  # type: ignore[arg-type]
         except StorageApiError as exc:
@@ -399,6 +433,8 @@ class _ListV2Unsupported(Exception):
 
 def _statuses(exc: StorageApiError) -> tuple[int | None, int | None]:
     """(status in the JSON body, real HTTP status) of a storage3 error."""
+    import httpx
+
     body = _as_int(exc.status)
     http: int | None = None
     seen: set[int] = set()
@@ -460,3 +496,13 @@ def _parse_time(value: Any) -> datetime | None:
 
 def _json(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, sort_keys=True)
+
+
+def open_supabase(url: str, options: SupabaseOptions) -> SupabaseObjectStore:
+    """The store a `supabase://bucket/prefix` URL names, in the options' project."""
+    bucket, prefix = bucket_and_prefix(url)
+    # The store itself refuses missing credentials and a URL that is not the project URL.
+    return SupabaseObjectStore(bucket, prefix, url=options.url or "", key=options.key or "")
+
+
+BACKEND = Backend(usage="supabase://bucket/prefix", options=SupabaseOptions, open=open_supabase)

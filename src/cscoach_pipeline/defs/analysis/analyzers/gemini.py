@@ -1,77 +1,26 @@
-"""Analyzers behind one interface: Gemini (online) and local phrase rules (offline)."""
+"""Google Gemini through `google-genai`: structured JSON output, retries, repair, breaker."""
 
 from __future__ import annotations
 
 import importlib
 import json
 import time
-from abc import ABC, abstractmethod
-from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, ClassVar
+from typing import Any
 
 from pydantic import ValidationError
 
+from cscoach_pipeline.defs.analysis.analyzers.base import (
+    AnalysisError,
+    AnalysisOutcome,
+    Analyzer,
+    AnalyzerConfig,
+    ConfigurationError,
+)
 from cscoach_pipeline.defs.analysis.prompts import PromptTemplate
 from cscoach_pipeline.defs.analysis.schema import ConsultationAnalysis
 from cscoach_pipeline.defs.speech.transcript import Transcript
 from cscoach_pipeline.resilience import backoff_delays, shared_breaker, shared_limiter
-
-
-class AnalysisError(Exception):
-    """The analyzer could not produce a valid analysis; the message is shown to users.
-    `raw_text` keeps the model's last answer when it was unusable, for an artifact."""
-
-    def __init__(self, message: str, raw_text: str | None = None) -> None:
-        super().__init__(message)
-        self.raw_text = raw_text
-
-
-class ConfigurationError(Exception):
-    """The analyzer is misconfigured (e.g. an unknown model): no retry can fix it."""
-
-
-@dataclass(frozen=True)
-class AnalysisOutcome:
-    analysis: ConsultationAnalysis
-    analyzer: str
-    model: str
-    elapsed_s: float
-    input_tokens: int | None = None
-    output_tokens: int | None = None
-    cached_tokens: int | None = None
-    requests: int = 0
-    repaired: bool = False
-    fallback_reason: str | None = None
-
-
-class Analyzer(ABC):
-    name: ClassVar[str]
-    model: str
-
-    @abstractmethod
-    def analyze(self, transcript: Transcript, prompt: PromptTemplate) -> AnalysisOutcome: ...
-
-
-class LocalRulesAnalyzer(Analyzer):
-    """Offline phrase rules and lexicons (English, Korean); labelled so nobody mistakes it for
-    an LLM's judgement. The prompt is not used: rules are versioned with the code."""
-
-    name = "local-rules"
-    model = "local-rules-v1"
-
-    def analyze(self, transcript: Transcript, prompt: PromptTemplate) -> AnalysisOutcome:
-        from cscoach_pipeline.defs.analysis.local_rules import analyze_locally
-
-        started = time.perf_counter()
-        analysis = analyze_locally(transcript)
-        return AnalysisOutcome(
-            analysis=analysis,
-            analyzer=self.name,
-            model=self.model,
-            elapsed_s=time.perf_counter() - started,
-        )
-
 
 RETRYABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 
@@ -105,6 +54,13 @@ class GeminiAnalyzer(Analyzer):
     breaker and a client-side rate limiter shared by every analysis in the process."""
 
     name = "gemini"
+    billed = True
+
+    @classmethod
+    def from_config(cls, config: AnalyzerConfig) -> GeminiAnalyzer:
+        if not config.api_key:
+            raise ConfigurationError("the Gemini analyzer needs GEMINI_API_KEY")
+        return _cached_client(config)
 
     def __init__(
         self,
@@ -146,6 +102,9 @@ class GeminiAnalyzer(Analyzer):
             success_threshold=breaker_successes,
         )
         self.limiter = shared_limiter(f"gemini:{model}", requests_per_minute, max_concurrent)
+
+    def verify(self) -> None:
+        self.verify_model()
 
     def verify_model(self) -> None:
         """Fail fast on a model name the API does not know (a typo in CSCOACH_GEMINI_MODEL)."""
@@ -311,3 +270,18 @@ def _response_text(response: Any) -> str:
             f"Gemini returned invalid JSON (finish reason {finish or 'none'}): {exc.msg}", text
         ) from exc
     return text
+
+
+@lru_cache(maxsize=8)
+def _cached_client(config: AnalyzerConfig) -> GeminiAnalyzer:
+    # One client per configuration per process: pooled HTTP connections across analyses.
+    return GeminiAnalyzer(
+        config.api_key or "",
+        config.model,
+        base_url=config.base_url,
+        timeout_s=config.timeout_s,
+        max_retries=config.max_retries,
+        backoff_base_s=config.backoff_base_s,
+        requests_per_minute=config.requests_per_minute,
+        max_concurrent=config.max_concurrent,
+    )

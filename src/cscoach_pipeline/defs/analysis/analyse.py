@@ -1,0 +1,117 @@
+"""One consultation analysed: the prompt (and A/B arm) it gets, a stored answer when the
+input is identical, else the analyzer's; what it cost; the `analyses` row and what the UI
+shows."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from dagster import MetadataValue
+
+from cscoach_pipeline.defs.analysis.analyzers import AnalysisError, AnalysisOutcome
+from cscoach_pipeline.defs.analysis.cache import AnalysisCache, analysis_cache_key
+from cscoach_pipeline.defs.analysis.prompts import PromptTemplate
+from cscoach_pipeline.defs.analysis.resources import AnalyzerResource
+from cscoach_pipeline.defs.analysis.schema import RUBRIC_CRITERIA, overall_score
+from cscoach_pipeline.defs.ingest.resources import ConsultationArtifacts
+from cscoach_pipeline.defs.speech.transcript import Transcript
+
+
+def analysis_artifact(prompt_version: str) -> str:
+    return f"analysis.{prompt_version}.json"
+
+
+@dataclass(frozen=True)
+class Analysed:
+    prompt: PromptTemplate  # the consultation's arm of the prompt version
+    outcome: AnalysisOutcome
+    cache_hit: bool
+    cost_usd: float | None
+
+    def _billed(self, value: int | None) -> int | None:
+        return 0 if self.cache_hit else value
+
+    def row(self, consultation_id: str) -> dict[str, Any]:
+        """The `analyses` row (one per prompt version)."""
+        analysis = self.outcome.analysis
+        return {
+            "consultation_id": consultation_id,
+            "prompt_version": self.prompt.version,
+            "prompt_variant": self.prompt.variant,
+            "analyzer": self.outcome.analyzer,
+            "model": self.outcome.model,
+            "summary": analysis.summary,
+            "customer_intent": analysis.customer_intent,
+            "issue": analysis.issue,
+            "resolution_status": analysis.resolution_status.value,
+            "sentiment_start": analysis.customer_sentiment.start.value,
+            "sentiment_end": analysis.customer_sentiment.end.value,
+            "result_json": analysis.model_dump(mode="json"),
+            "elapsed_s": round(self.outcome.elapsed_s, 3),
+            "input_tokens": self._billed(self.outcome.input_tokens),
+            "output_tokens": self._billed(self.outcome.output_tokens),
+            "cached_tokens": self._billed(self.outcome.cached_tokens),
+            "cost_usd": self.cost_usd,
+            "requests": self._billed(self.outcome.requests),
+            "cache_hit": self.cache_hit,
+            "repaired": self.outcome.repaired,
+            "fallback_reason": self.outcome.fallback_reason,
+        }
+
+    def metadata(self) -> dict[str, Any]:
+        analysis = self.outcome.analysis
+        return {
+            "analyzer": self.outcome.analyzer,
+            "model": self.outcome.model,
+            "prompt_version": self.prompt.version,
+            "prompt_variant": self.prompt.variant or "",
+            "resolution_status": analysis.resolution_status.value,
+            "overall_score": overall_score(analysis.rubric),
+            "summary": MetadataValue.md(analysis.summary),
+            "rubric": MetadataValue.json(
+                {name: getattr(analysis.rubric, name).score for name in RUBRIC_CRITERIA}
+            ),
+            "input_tokens": self._billed(self.outcome.input_tokens) or 0,
+            "output_tokens": self._billed(self.outcome.output_tokens) or 0,
+            "cached_tokens": self._billed(self.outcome.cached_tokens) or 0,
+            "requests": self._billed(self.outcome.requests) or 0,
+            "cost_usd": (
+                self.cost_usd if self.cost_usd is not None else "unknown (no price for this model)"
+            ),
+            "cache_hit": self.cache_hit,
+            "repaired": self.outcome.repaired,
+            "fallback": self.outcome.fallback_reason or "",
+            "elapsed_s": round(self.outcome.elapsed_s, 3),
+        }
+
+
+def analyse_transcript(
+    transcript: Transcript,
+    prompt: PromptTemplate,
+    analyzer: AnalyzerResource,
+    cache: AnalysisCache,
+    artifacts: ConsultationArtifacts,
+) -> Analysed:
+    """Analyse (or reuse a stored answer) and keep the analysis in the artifacts. An
+    unusable model answer is kept as an artifact for whoever tunes the prompt."""
+    cache_key = analysis_cache_key(transcript, prompt, analyzer.model_name)
+    outcome = cache.get(cache_key)
+    cache_hit = outcome is not None
+    if outcome is None:
+        try:
+            outcome = analyzer.analyze(transcript, prompt)
+        except AnalysisError as exc:
+            if exc.raw_text is None:
+                raise
+            name = f"analysis.{prompt.version}.raw.txt"
+            artifacts.write_text(name, exc.raw_text, "text/plain")
+            raise AnalysisError(
+                f"{exc}; the model's answer is kept at {artifacts.locate(name)}"
+            ) from None
+        cache.put(cache_key, prompt.version, outcome)
+    artifacts.write_json(
+        analysis_artifact(prompt.version), outcome.analysis.model_dump(mode="json")
+    )
+    cost = 0.0 if cache_hit else analyzer.cost(outcome)
+    return Analysed(prompt, outcome, cache_hit, cost)

@@ -1,0 +1,50 @@
+"""The ingest stage's asset: the original object, as the bucket sensor found it."""
+
+import time
+
+from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
+
+from cscoach_pipeline.defs.ingest.partition_keys import display_key
+from cscoach_pipeline.defs.ingest.resources import BucketResource
+from cscoach_pipeline.defs.ingest.upload import inspect_upload
+from cscoach_pipeline.defs.partitions import CONSULTATION_ASSET
+from cscoach_pipeline.defs.recovery.resources import RecoveryResource
+from cscoach_pipeline.defs.recovery.steps import consultation_step, record_status
+from cscoach_pipeline.defs.warehouse.resources import WarehouseResource
+
+
+@asset(
+    **CONSULTATION_ASSET,
+    kinds={"file"},
+    code_version="1",
+    description="The original object in the bucket: key, size, sha256, type, upload time.",
+)
+def consultation_upload(
+    context: AssetExecutionContext,
+    bucket: BucketResource,
+    warehouse: WarehouseResource,
+    recovery: RecoveryResource,
+) -> MaterializeResult:
+    started = time.perf_counter()
+    with consultation_step(context, warehouse, "consultation_upload") as source:
+        record_status(context, warehouse, source, "processing", "consultation_upload")
+        store = bucket.store()
+        upload = inspect_upload(
+            store,
+            source.source_key,
+            max_file_bytes=bucket.max_file_bytes,
+            key_pattern=bucket.key_pattern,
+        )
+        for warning in upload.warnings:
+            context.log.warning(warning)
+        artifacts_prefix = bucket.artifacts(source.consultation_id).prefix
+        warehouse.consultations.save(
+            upload.row(source.consultation_id, source.shown_key, source.version, artifacts_prefix)
+        )
+    return MaterializeResult(
+        metadata={
+            **upload.metadata(source.shown_key, source.version),
+            "location": MetadataValue.path(display_key(store.locate(upload.obj.key))),
+            "elapsed_s": round(time.perf_counter() - started, 3),
+        }
+    )

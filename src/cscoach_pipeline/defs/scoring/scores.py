@@ -1,0 +1,50 @@
+"""One consultation's quality score: the rubric's overall score beside the call metrics
+measured from the timed transcript (talk time, pace, silence, interruptions, latency)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from cscoach_pipeline.defs.analysis.schema import (
+    RUBRIC_CRITERIA,
+    ConsultationAnalysis,
+    overall_score,
+)
+from cscoach_pipeline.defs.scoring.metrics import CallMetrics, compute_call_metrics
+from cscoach_pipeline.defs.speech.transcript import Transcript
+
+
+@dataclass(frozen=True)
+class QualityScore:
+    overall: float
+    rubric: dict[str, int]
+    metrics: CallMetrics
+
+    def row(
+        self, consultation_id: str, prompt_version: str, prompt_variant: str | None
+    ) -> dict[str, Any]:
+        """The `quality_metrics` row (one per prompt version)."""
+        return {
+            "consultation_id": consultation_id,
+            "prompt_version": prompt_version,
+            "prompt_variant": prompt_variant,
+            "overall_score": self.overall,
+            **{f"{name}_score": score for name, score in self.rubric.items()},
+            **self.metrics.model_dump(),
+        }
+
+    def metadata(self) -> dict[str, Any]:
+        shown = {k: v for k, v in self.metrics.model_dump().items() if v is not None}
+        return {
+            "overall_score": self.overall,
+            **{k: round(v, 3) if isinstance(v, float) else v for k, v in shown.items()},
+        }
+
+
+def score_consultation(transcript: Transcript, analysis: ConsultationAnalysis) -> QualityScore:
+    return QualityScore(
+        overall=overall_score(analysis.rubric),
+        rubric={name: getattr(analysis.rubric, name).score for name in RUBRIC_CRITERIA},
+        metrics=compute_call_metrics(transcript),
+    )

@@ -1,0 +1,94 @@
+"""The speech stage's assets: audio extracted from the original, then its raw transcript."""
+
+import time
+
+from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
+
+from cscoach_pipeline.defs.ingest.assets import consultation_upload
+from cscoach_pipeline.defs.ingest.file_types import FileType
+from cscoach_pipeline.defs.ingest.resources import BucketResource
+from cscoach_pipeline.defs.partitions import CONSULTATION_ASSET
+from cscoach_pipeline.defs.recovery.resources import RecoveryResource
+from cscoach_pipeline.defs.recovery.steps import consultation_step
+from cscoach_pipeline.defs.speech.audio import AUDIO_ARTIFACT, prepare_audio
+from cscoach_pipeline.defs.speech.raw_transcript import (
+    RAW_TRANSCRIPT_ARTIFACT,
+    read_consultation,
+    transcript_metadata,
+)
+from cscoach_pipeline.defs.speech.resources import MediaResource, SpeechToTextResource
+from cscoach_pipeline.defs.warehouse.resources import WarehouseResource
+
+
+@asset(
+    **CONSULTATION_ASSET,
+    deps=[consultation_upload],
+    kinds={"ffmpeg"},
+    code_version="1",
+    description="16 kHz PCM audio; two-channel calls keep agent and customer channels apart.",
+)
+def consultation_audio(
+    context: AssetExecutionContext,
+    bucket: BucketResource,
+    warehouse: WarehouseResource,
+    media: MediaResource,
+    recovery: RecoveryResource,
+) -> MaterializeResult:
+    with consultation_step(context, warehouse, "consultation_audio") as source:
+        row = warehouse.consultations.get(source.consultation_id)
+        if row["file_type"] == FileType.TEXT:
+            return MaterializeResult(metadata={"skipped": "text consultation: no audio to extract"})
+        started = time.perf_counter()
+        artifacts = bucket.artifacts(source.consultation_id)
+        audio = prepare_audio(
+            bucket.store(),
+            source.source_key,
+            row["extension"],
+            artifacts,
+            ffmpeg_timeout_s=media.ffmpeg_timeout_s,
+        )
+        warehouse.consultations.update(
+            source.consultation_id,
+            file_type=audio.file_type.value,
+            duration_s=round(audio.duration_s, 3),
+            channels=audio.channels,
+        )
+    return MaterializeResult(
+        metadata={
+            **audio.metadata(),
+            "artifact": MetadataValue.path(artifacts.locate(AUDIO_ARTIFACT)),
+            "elapsed_s": round(time.perf_counter() - started, 3),
+        }
+    )
+
+
+@asset(
+    **CONSULTATION_ASSET,
+    deps=[consultation_audio],
+    kinds={"whisper"},
+    code_version="1",
+    description="Unredacted transcript (Whisper or imported text), kept only in the bucket's "
+    "private artifacts area.",
+)
+def raw_transcript(
+    context: AssetExecutionContext,
+    bucket: BucketResource,
+    warehouse: WarehouseResource,
+    speech_to_text: SpeechToTextResource,
+    recovery: RecoveryResource,
+) -> MaterializeResult:
+    with consultation_step(context, warehouse, "raw_transcript") as source:
+        started = time.perf_counter()
+        artifacts = bucket.artifacts(source.consultation_id)
+        result = read_consultation(
+            warehouse.consultations.get(source.consultation_id),
+            bucket.store(),
+            source.source_key,
+            artifacts,
+            speech_to_text,
+            max_chat_segments=bucket.max_chat_segments,
+            max_chat_chars=bucket.max_chat_chars,
+        )
+        elapsed = time.perf_counter() - started
+        artifacts.write_json(RAW_TRANSCRIPT_ARTIFACT, result.model_dump(mode="json"))
+    return MaterializeResult(metadata=transcript_metadata(result, elapsed))

@@ -1,0 +1,27 @@
+"""Speech: audio from the original (ffmpeg), then the raw transcript (Whisper or text)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import dagster as dg
+
+from cscoach_pipeline.defs.speech.assets import consultation_audio, raw_transcript
+from cscoach_pipeline.defs.speech.resources import MediaResource, SpeechToTextResource
+from cscoach_pipeline.settings import Settings
+
+
+def defs(settings: Settings) -> dg.Definitions:
+    return dg.Definitions(assets=[consultation_audio, raw_transcript])
+
+
+def resources(settings: Settings) -> dict[str, Any]:
+    return {
+        "media": MediaResource(ffmpeg_timeout_s=settings.ffmpeg_timeout_s),
+        "speech_to_text": SpeechToTextResource(
+            engine=settings.stt_engine,
+            model=settings.whisper_model,
+            language=settings.whisper_language,
+            agent_channel=settings.agent_channel,
+        ),
+    }

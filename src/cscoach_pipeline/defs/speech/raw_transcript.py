@@ -1,0 +1,65 @@
+"""The unredacted transcript of one consultation: Whisper on its prepared audio, or the
+imported text of a chat log, transcript or subtitle file. It is kept only in the bucket's
+private artifacts area; everything downstream reads the redacted one."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from cscoach_pipeline.defs.ingest.file_types import FileType
+from cscoach_pipeline.defs.ingest.resources import ConsultationArtifacts
+from cscoach_pipeline.defs.ingest.storage import ObjectStore
+from cscoach_pipeline.defs.speech.audio import load_prepared_audio
+from cscoach_pipeline.defs.speech.resources import SpeechToTextResource
+from cscoach_pipeline.defs.speech.text_import import parse_text_consultation
+from cscoach_pipeline.defs.speech.transcribe import transcribe_recording
+from cscoach_pipeline.defs.speech.transcript import Transcript
+
+RAW_TRANSCRIPT_ARTIFACT = "private/transcript.raw.json"  # unredacted: never leaves the bucket
+
+
+def read_consultation(
+    consultation: dict[str, Any],
+    store: ObjectStore,
+    source_key: str,
+    artifacts: ConsultationArtifacts,
+    speech_to_text: SpeechToTextResource,
+    *,
+    max_chat_segments: int,
+    max_chat_chars: int,
+) -> Transcript:
+    """Transcribe a recording, or parse a text consultation (its `consultations` row says
+    which)."""
+    if consultation["file_type"] == FileType.TEXT:
+        return parse_text_consultation(
+            store.read_bytes(source_key),
+            consultation["extension"],
+            max_segments=max_chat_segments,
+            max_chars=max_chat_chars,
+        )
+    audio = load_prepared_audio(store, artifacts)
+    return transcribe_recording(
+        speech_to_text.load(),
+        audio,
+        agent_channel=speech_to_text.agent_channel,
+        language=speech_to_text.language or None,
+    )
+
+
+def transcript_metadata(result: Transcript, elapsed_s: float) -> dict[str, Any]:
+    metadata: dict[str, Any] = {
+        "source": result.source,
+        "segments": len(result.segments),
+        "language": result.language or "unknown",
+        "elapsed_s": round(elapsed_s, 3),
+    }
+    if result.source == "stt":
+        metadata |= {
+            "engine": result.engine or "",
+            "model": Path(result.model or "").name or (result.model or ""),
+            "audio_seconds_per_wall_second": round(
+                (result.duration_s or 0) / max(elapsed_s, 1e-6), 2
+            ),
+        }
+    return metadata

@@ -1,0 +1,335 @@
+"""The SQL the pipeline writes, one store per concern, so sensors, steps and command-line
+tools never build rows or queries themselves. Every write replaces or upserts whole keys in
+one transaction, so re-running anything is idempotent."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+
+import pandas as pd
+from sqlalchemy import Engine, Table, and_, or_, select
+
+from cscoach_pipeline.defs.recovery.policy import GAVE_UP, REQUEUABLE_STATUSES
+from cscoach_pipeline.defs.warehouse import tables
+from cscoach_pipeline.defs.warehouse.engine import utcnow
+
+# IN (...) lists are sent in chunks: SQLite caps bound parameters per statement.
+_CHUNK = 500
+
+
+class TableAccess:
+    """Row-level primitives over one engine, shared by the stores."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def replace_rows(
+        self, table: Table, match: Mapping[str, Any], rows: Sequence[Mapping[str, Any]]
+    ) -> None:
+        """Delete the rows matching `match`, insert `rows`, in one transaction."""
+        with self.engine.begin() as conn:
+            conn.execute(table.delete().where(_where(table, match)))
+            if rows:
+                conn.execute(table.insert(), [_utc_values(r) for r in rows])
+
+    def upsert(self, table: Table, key: Mapping[str, Any], values: Mapping[str, Any]) -> None:
+        """Update the row with primary key `key` (only the given columns), or insert it."""
+        values = _utc_values(values)
+        with self.engine.begin() as conn:
+            result = conn.execute(table.update().where(_where(table, key)).values(**values))
+            if result.rowcount == 0:
+                conn.execute(table.insert().values(**key, **values))
+
+    def fetch_rows(self, table: Table, **match: Any) -> list[dict[str, Any]]:
+        query = select(table)
+        if match:
+            query = query.where(_where(table, match))
+        with self.engine.connect() as conn:
+            return [dict(row._mapping) for row in conn.execute(query)]
+
+    def write_many(self, table: Table, rows: Iterable[Mapping[str, Any]]) -> None:
+        batch = [_utc_values(r) for r in rows]
+        if batch:
+            with self.engine.begin() as conn:
+                conn.execute(table.insert(), batch)
+
+    def read_frame(self, sql: str) -> pd.DataFrame:
+        with self.engine.connect() as conn:
+            return pd.read_sql_query(sql, conn)
+
+
+@dataclass(slots=True)
+class KnownObject:
+    """What the sensor remembers of one object in the bucket."""
+
+    consultation_id: str
+    version_token: str
+    fingerprint: str | None
+    version: int
+    state: str
+
+
+class InventoryStore(TableAccess):
+    """`bucket_objects` and `sensor_state`: what the bucket sensor has seen (internal)."""
+
+    def load(self) -> dict[str, KnownObject]:
+        t = tables.bucket_objects
+        query = select(
+            t.c.source_key, t.c.consultation_id, t.c.version_token, t.c.fingerprint,
+            t.c.version, t.c.state,
+        )  # fmt: skip
+        with self.engine.connect() as conn:
+            return {row[0]: KnownObject(*row[1:]) for row in conn.execute(query)}
+
+    def record(self, key: str, known: KnownObject | None, current: KnownObject, size: int) -> None:
+        values: dict[str, Any] = {
+            "consultation_id": current.consultation_id,
+            "version_token": current.version_token,
+            "size_bytes": size,
+            "fingerprint": current.fingerprint,
+            "version": current.version,
+            "state": current.state,
+            "updated_at": utcnow(),
+        }
+        if known is None:
+            values["first_seen_at"] = values["updated_at"]
+        self.upsert(tables.bucket_objects, {"source_key": key}, values)
+
+    def mark_deleted(self, keys: Sequence[str]) -> None:
+        t = tables.bucket_objects
+        with self.engine.begin() as conn:
+            for start in range(0, len(keys), _CHUNK):
+                conn.execute(
+                    t.update()
+                    .where(t.c.source_key.in_(keys[start : start + _CHUNK]))
+                    .values(state="deleted", version_token="", updated_at=utcnow())
+                )
+
+    def objects_of(self, consultation_id: str, *, active_only: bool = False) -> list[dict]:
+        rows = self.fetch_rows(tables.bucket_objects, consultation_id=consultation_id)
+        return [r for r in rows if r["state"] == "active"] if active_only else rows
+
+    def current_version(self, consultation_id: str) -> int | None:
+        active = self.objects_of(consultation_id, active_only=True)
+        return max((r["version"] for r in active), default=None)
+
+    def get_state(self, name: str) -> str | None:
+        rows = self.fetch_rows(tables.sensor_state, name=name)
+        return rows[0]["value"] if rows else None
+
+    def set_state(self, name: str, value: str) -> None:
+        self.upsert(tables.sensor_state, {"name": name}, {"value": value, "updated_at": utcnow()})
+
+
+class StatusStore(TableAccess):
+    """`consultation_status`: where each consultation stands, and why."""
+
+    def set(
+        self,
+        consultation_id: str,
+        source_key: str,
+        status: str,
+        *,
+        stage: str | None = None,
+        error: str | None = None,
+        run_id: str | None = None,
+        attempt: int | None = None,
+        failure_kind: str | None = None,
+        next_attempt_at: datetime | None = None,
+    ) -> None:
+        """Every column is written each time, so a new version or a new attempt never
+        inherits an older attempt's reason or retry time."""
+        self.upsert(
+            tables.consultation_status,
+            {"consultation_id": consultation_id},
+            {
+                "source_key": source_key,
+                "status": status,
+                "stage": stage,
+                "error": error,
+                "run_id": run_id,
+                "attempt": attempt,
+                "failure_kind": failure_kind,
+                "next_attempt_at": next_attempt_at,
+                "updated_at": utcnow(),
+            },
+        )
+
+    def get(self, consultation_id: str) -> dict[str, Any] | None:
+        rows = self.fetch_rows(tables.consultation_status, consultation_id=consultation_id)
+        return rows[0] if rows else None
+
+    def with_status(self, status: str) -> list[dict[str, Any]]:
+        return self.fetch_rows(tables.consultation_status, status=status)
+
+    def recovery_candidates(
+        self, *, now: datetime, stale_before: datetime, limit: int
+    ) -> list[dict[str, Any]]:
+        """Status rows the recovery sensor looks at: `queued`/`processing` rows untouched
+        since `stale_before` (and not waiting for a retry on purpose), outages recorded by a
+        step but not yet scheduled, and retries or re-queue requests whose time has come."""
+        c = tables.consultation_status.c
+        query = (
+            select(tables.consultation_status)
+            .where(
+                or_(
+                    and_(
+                        c.status.in_(("queued", "processing")),
+                        c.updated_at < stale_before,
+                        c.next_attempt_at.is_(None),
+                    ),
+                    and_(c.status == "queued", c.next_attempt_at <= now),
+                    and_(
+                        c.status == "failed",
+                        c.failure_kind == "outage",
+                        c.updated_at < stale_before,
+                        c.error.not_like(f"%{GAVE_UP}%"),
+                    ),
+                )
+            )
+            .order_by(c.updated_at)
+            .limit(limit)
+        )
+        with self.engine.connect() as conn:
+            return [dict(row._mapping) for row in conn.execute(query)]
+
+    def mark_for_requeue(
+        self,
+        *,
+        statuses: Sequence[str],
+        ids: Sequence[str] = (),
+        failure_kinds: Sequence[str] = (),
+        dry_run: bool = False,
+    ) -> list[str]:
+        """Flag consultations for a fresh run (the recovery sensor launches it on its next
+        tick); attempts count again (stored as 0, the next run is 1). Returns the ids selected."""
+        c = tables.consultation_status.c
+        where = [c.status.in_([s for s in statuses if s in REQUEUABLE_STATUSES])]
+        if ids:
+            where.append(c.consultation_id.in_(list(ids)))
+        if failure_kinds:
+            where.append(c.failure_kind.in_(list(failure_kinds)))
+        with self.engine.begin() as conn:
+            selected = list(
+                conn.execute(
+                    select(c.consultation_id).where(*where).order_by(c.consultation_id)
+                ).scalars()
+            )
+            if selected and not dry_run:
+                now = utcnow()
+                for start in range(0, len(selected), _CHUNK):
+                    conn.execute(
+                        tables.consultation_status.update()
+                        .where(c.consultation_id.in_(selected[start : start + _CHUNK]))
+                        .values(
+                            status="queued",
+                            stage="requeue",
+                            error=None,
+                            attempt=0,
+                            failure_kind=None,
+                            next_attempt_at=now,
+                            updated_at=now,
+                        )
+                    )
+        return selected
+
+
+class ConsultationStore(TableAccess):
+    """`consultations`: one row per consultation, filled in by the steps as they learn."""
+
+    def save(self, row: Mapping[str, Any]) -> None:
+        """The upload step's full row (replaces an older version's)."""
+        consultation_id = row["consultation_id"]
+        self.replace_rows(
+            tables.consultations,
+            {"consultation_id": consultation_id},
+            [{**row, "updated_at": utcnow()}],
+        )
+
+    def update(self, consultation_id: str, **values: Any) -> None:
+        self.upsert(
+            tables.consultations,
+            {"consultation_id": consultation_id},
+            {**values, "updated_at": utcnow()},
+        )
+
+    def get(self, consultation_id: str) -> dict[str, Any]:
+        rows = self.fetch_rows(tables.consultations, consultation_id=consultation_id)
+        if not rows:
+            raise LookupError(f"consultation {consultation_id!r} has no consultations row")
+        return rows[0]
+
+    def analysed(
+        self,
+        *,
+        uploaded_from: date | None = None,
+        uploaded_to: date | None = None,
+        ids: Sequence[str] | None = None,
+    ) -> list[str]:
+        """Consultations analysed before (so they have a transcript), filtered: what a
+        reanalysis can run over."""
+        c, a = tables.consultations, tables.analyses
+        query = (
+            select(c.c.consultation_id)
+            .where(c.c.consultation_id.in_(select(a.c.consultation_id)))
+            .order_by(c.c.consultation_id)
+        )
+        if ids:
+            query = query.where(c.c.consultation_id.in_(list(ids)))
+        if uploaded_from:
+            query = query.where(c.c.uploaded_at >= datetime.combine(uploaded_from, time(), UTC))
+        if uploaded_to:
+            end = datetime.combine(uploaded_to + timedelta(days=1), time(), UTC)
+            query = query.where(c.c.uploaded_at < end)
+        with self.engine.connect() as conn:
+            return list(conn.execute(query).scalars())
+
+
+class ResultStore(TableAccess):
+    """The per-consultation results BI tools read: segments, analyses, quality metrics.
+    Analyses and metrics are kept per prompt version (history for comparisons)."""
+
+    def save_segments(self, consultation_id: str, rows: Sequence[Mapping[str, Any]]) -> None:
+        self.replace_rows(
+            tables.transcript_segments,
+            {"consultation_id": consultation_id},
+            [{"consultation_id": consultation_id, **row} for row in rows],
+        )
+
+    def save_analysis(self, row: Mapping[str, Any]) -> None:
+        self._save_versioned(tables.analyses, row)
+
+    def save_quality_metrics(self, row: Mapping[str, Any]) -> None:
+        self._save_versioned(tables.quality_metrics, row)
+
+    def _save_versioned(self, table: Table, row: Mapping[str, Any]) -> None:
+        key = {"consultation_id": row["consultation_id"], "prompt_version": row["prompt_version"]}
+        self.replace_rows(table, key, [{**row, "created_at": utcnow()}])
+
+
+class AnalysisCacheStore(TableAccess):
+    """`analysis_cache`: answers by the hash of everything that determines them."""
+
+    def get(self, cache_key: str) -> dict[str, Any] | None:
+        rows = self.fetch_rows(tables.analysis_cache, cache_key=cache_key)
+        return rows[0] if rows else None
+
+    def put(self, cache_key: str, values: Mapping[str, Any]) -> None:
+        self.upsert(
+            tables.analysis_cache, {"cache_key": cache_key}, {**values, "created_at": utcnow()}
+        )
+
+
+def _utc_values(row: Mapping[str, Any]) -> dict[str, Any]:
+    # SQLite keeps a datetime's wall-clock time and drops its offset: store UTC everywhere.
+    return {
+        name: value.astimezone(UTC) if isinstance(value, datetime) and value.tzinfo else value
+        for name, value in row.items()
+    }
+
+
+def _where(table: Table, match: Mapping[str, Any]) -> Any:
+    return and_(*(table.c[name] == value for name, value in match.items()))
