@@ -88,9 +88,10 @@ apt:
 dev: check-port setup instance
 	mkdir -p data/bucket/incoming
 	@echo "Drop consultations into $(CURDIR)/data/bucket/incoming ; UI on http://$(HOST):$(PORT) ; Ctrl-C stops it"
-	$(BIN)/dagster dev -h $(HOST) -p $(PORT)
+	# As if activated: dg runs the code location in the project's own .venv.
+	VIRTUAL_ENV=$(abspath $(VENV)) PATH=$(abspath $(BIN)):$$PATH $(BIN)/dg dev -h $(HOST) -p $(PORT)
 
-# First, and with the system python: `dagster dev` would start the daemon and the code server
+# First, and with the system python: `dg dev` would start the daemon and the code server
 # before failing on a taken port with one obscure line among its logs.
 check-port:
 	@$(PYTHON) deploy/check_port.py $(HOST) $(PORT)

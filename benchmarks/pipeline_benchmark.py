@@ -126,7 +126,7 @@ def drop_to_rows(recordings: dict[str, Path], files: int, port: int) -> dict[str
     work = Path(tempfile.mkdtemp(prefix="cscoach-bench-"))
     home = work / "dagster_home"
     home.mkdir()
-    shutil.copyfile(ROOT / "dagster.yaml", home / "dagster.yaml")
+    shutil.copyfile(ROOT / "deploy" / "dagster.yaml", home / "dagster.yaml")
     incoming = work / "bucket" / "incoming"
     incoming.mkdir(parents=True)
     warehouse = work / "warehouse.db"

@@ -87,3 +87,23 @@ def test_a_missing_prices_file_is_refused(monkeypatch: pytest.MonkeyPatch) -> No
     monkeypatch.setenv("CSCOACH_GEMINI_PRICES", "/nonexistent/prices.yaml")
     with pytest.raises(SettingsError, match="CSCOACH_GEMINI_PRICES: no such file"):
         load_settings()
+
+
+def test_values_are_trimmed_blank_means_default_and_numbers_are_lenient(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("CSCOACH_PROMPT_VERSION", " v2 ")
+    monkeypatch.setenv("CSCOACH_WHISPER_LANGUAGE", " ko ")
+    monkeypatch.setenv("CSCOACH_BUCKET_URL", "   ")
+    monkeypatch.setenv("CSCOACH_SENSOR_INTERVAL_S", "2.5")
+    monkeypatch.setenv("CSCOACH_MAX_CHAT_SEGMENTS", "1e3")
+    settings = load_settings()
+    assert (settings.prompt_version, settings.whisper_language) == ("v2", "ko")
+    assert settings.bucket_url == (DEFAULT_DATA_DIR / "bucket").as_uri()
+    assert (settings.sensor_interval_s, settings.max_chat_segments) == (2, 1000)
+
+
+def test_s3_addressing_style_is_checked(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CSCOACH_S3_ADDRESSING_STYLE", "sideways")
+    with pytest.raises(SettingsError, match="CSCOACH_S3_ADDRESSING_STYLE"):
+        load_settings()

@@ -58,8 +58,6 @@ def check_analyzer(settings: Settings) -> None:
     """An unknown model or a rejected key stops the code location from loading, with the
     reason shown in the UI, instead of failing every consultation one by one. A network
     problem here only warns: runs retry and the circuit breaker handles outages."""
-    if settings.analyzer_name == "local-rules":
-        return
     # The resource holds an EnvVar (resolved only inside runs): use the value directly here.
     key = settings.gemini_api_key.get_secret_value() if settings.gemini_api_key else None
     configured = analysis.resources(settings)["analyzer"]

@@ -10,7 +10,7 @@ are only checked for presence here: resources get them through dagster `EnvVar`.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import (
     AliasChoices,
@@ -48,6 +48,7 @@ class Settings(BaseSettings):
         extra="ignore",
         frozen=True,
         populate_by_name=True,
+        str_strip_whitespace=True,
     )
 
     # Where consultations arrive and results go.
@@ -59,7 +60,7 @@ class Settings(BaseSettings):
     key_pattern: str = ""
     # Storage backends' options (credentials themselves come from boto3's chain / EnvVar).
     s3_endpoint_url: str | None = Field(default=None, validation_alias=_env("AWS_ENDPOINT_URL"))
-    s3_addressing_style: str | None = None
+    s3_addressing_style: Literal["auto", "path", "virtual"] | None = None
     supabase_url: str | None = Field(default=None, validation_alias=_env("SUPABASE_URL"))
     supabase_key: SecretStr | None = Field(
         default=None, validation_alias=_env("SUPABASE_SERVICE_ROLE_KEY")
@@ -96,7 +97,7 @@ class Settings(BaseSettings):
     sensor_interval_s: int = Field(default=10, ge=1)
     max_runs_per_tick: int = Field(default=200, ge=1)
     # Seconds of hashing/recording work per tick, well inside Dagster's 60 s limit.
-    sensor_tick_budget_s: float = Field(default=20.0, gt=0, le=50)
+    sensor_tick_budget_s: float = Field(default=20.0, gt=0)
     # Seconds of listing per tick; a longer listing resumes where it stopped on the next tick.
     sensor_list_budget_s: float = Field(default=30.0, ge=0)
 
@@ -116,6 +117,36 @@ class Settings(BaseSettings):
     def analyzer_name(self) -> str:
         """The analyzer that answers: as configured, else chosen by whether a key is set."""
         return self.analyzer or ("gemini" if self.gemini_api_key else "local-rules")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _blank_means_default(cls, values: Any) -> Any:
+        # As before: a variable set to spaces counts as unset.
+        if isinstance(values, dict):
+            return {k: v for k, v in values.items() if not (isinstance(v, str) and not v.strip())}
+        return values
+
+    @field_validator(
+        "sensor_interval_s",
+        "recovery_interval_s",
+        "max_runs_per_tick",
+        "max_attempts",
+        "step_retries",
+        "max_chat_segments",
+        "max_chat_chars",
+        "gemini_max_concurrency",
+        "agent_channel",
+        mode="before",
+    )
+    @classmethod
+    def _whole_number(cls, value: Any) -> Any:
+        # As before: "2.5" or "1e3" are read as numbers and truncated to whole ones.
+        if isinstance(value, str):
+            try:
+                return int(float(value))
+            except ValueError:
+                return value
+        return value
 
     @field_validator("stt_engine")
     @classmethod
@@ -141,9 +172,11 @@ class Settings(BaseSettings):
     @field_validator("prompt_version")
     @classmethod
     def _known_prompt(cls, value: str) -> str:
-        from cscoach_pipeline.defs.analysis.prompts import available_prompt_versions
+        from cscoach_pipeline.defs.analysis.prompts import available_prompt_versions, load_prompt
 
-        return _one_of(value, available_prompt_versions())
+        _one_of(value, available_prompt_versions())
+        load_prompt(value)  # a broken file is refused here, not per consultation
+        return value
 
     @field_validator("gemini_prices")
     @classmethod

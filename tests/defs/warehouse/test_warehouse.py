@@ -2,7 +2,7 @@
 
 `replace_rows` is idempotent (replacing twice leaves one set) and atomic (a failing insert
 leaves the previous rows in place) and touches only the matched partition; `upsert` inserts,
-then updates only the columns it is given; `set_status` keeps one row per consultation. The
+then updates only the columns it is given; `statuses.set` keeps one row per consultation. The
 database runs in WAL mode, so a BI reader is not blocked by an open write transaction and a
 writer can commit while a reader holds a snapshot (a rollback-journal control shows the same
 steps fail without WAL). Every BI column the README promises exists in the created tables;
@@ -162,7 +162,7 @@ def test_replace_rows_matches_on_several_columns(warehouse: WarehouseResource) -
     assert rows["v1"]["result_json"] == {"summary": "second", "scores": {"greeting": 4}}
 
 
-# ------------------------------------------------------------------------ upsert, set_status
+# ------------------------------------------------------------------------ upsert, statuses.set
 
 
 def test_upsert_inserts_then_updates_only_given_columns(warehouse: WarehouseResource) -> None:

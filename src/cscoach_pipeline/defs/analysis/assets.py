@@ -4,10 +4,9 @@ One multi-asset step materializes both `consultation_analysis` and `quality_metr
 backfill run of 100 consultations records each one as it finishes; both are skippable, and a
 consultation without speech materializes neither."""
 
-import threading
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from typing import Any
 
 from dagster import (
     AssetExecutionContext,
@@ -21,25 +20,22 @@ from dagster import (
     multi_asset,
 )
 
-from cscoach_pipeline.defs.analysis.analyse import analyse_transcript, analysis_artifact
+from cscoach_pipeline.defs.analysis.analyse import analyse_transcript
 from cscoach_pipeline.defs.analysis.cache import AnalysisCache
 from cscoach_pipeline.defs.analysis.prompts import PromptTemplate, prompt_for_run
 from cscoach_pipeline.defs.analysis.resources import AnalyzerResource
-from cscoach_pipeline.defs.analysis.schema import ConsultationAnalysis
+from cscoach_pipeline.defs.analysis.run_cost import add_to_run_cost
 from cscoach_pipeline.defs.ingest.resources import BucketResource
 from cscoach_pipeline.defs.partitions import CONSULTATION_GROUP, consultation_partitions
 from cscoach_pipeline.defs.privacy.assets import transcript
-from cscoach_pipeline.defs.privacy.redaction import TRANSCRIPT_ARTIFACT
+from cscoach_pipeline.defs.privacy.redaction import read_redacted_transcript
 from cscoach_pipeline.defs.recovery.resources import RecoveryResource
-from cscoach_pipeline.defs.recovery.steps import consultation_step, record_status
-from cscoach_pipeline.defs.scoring.report import REPORT_ARTIFACT, coaching_report
-from cscoach_pipeline.defs.scoring.scores import score_consultation
-from cscoach_pipeline.defs.speech.transcript import Transcript
+from cscoach_pipeline.defs.scoring.scores import score_and_report
+from cscoach_pipeline.defs.steps import consultation_step, record_status
 from cscoach_pipeline.defs.warehouse.resources import WarehouseResource
 from cscoach_pipeline.errors import ConsultationInputError
 
 BACKFILL_PARTITIONS_PER_RUN = 100
-RUN_COST_TAG = "cscoach/cost_usd"
 
 
 def build_analysis_assets(prompt_version: str, analyzer_name: str) -> AssetsDefinition:
@@ -100,16 +96,13 @@ def analyse_and_score_partitions(
     analyzer: AnalyzerResource,
 ) -> Iterator[AssetMaterialization]:
     try:
-        prompt = prompt_for_run(context.run.tags, analyzer.prompt_version)
-    except ValueError as exc:
-        prompt, prompt_error = None, str(exc)
-    else:
-        prompt_error = ""
+        prompt: PromptTemplate | ConsultationInputError = prompt_for_run(
+            context.run.tags, analyzer.prompt_version
+        )
+    except ValueError as exc:  # an unknown version in the run tag
+        prompt = ConsultationInputError(str(exc))
 
     def one(key: str) -> list[AssetMaterialization]:
-        with consultation_step(context, warehouse, "consultation_analysis", key):
-            if prompt is None:  # an unknown version in the run tag fails every consultation
-                raise ConsultationInputError(prompt_error)
         return _analyse_and_score(context, key, prompt, bucket, warehouse, analyzer)
 
     keys = context.partition_keys
@@ -140,7 +133,7 @@ def analyse_and_score_partitions(
 def _analyse_and_score(
     context: AssetExecutionContext,
     key: str,
-    prompt_version: PromptTemplate,
+    prompt: PromptTemplate | ConsultationInputError,
     bucket: BucketResource,
     warehouse: WarehouseResource,
     analyzer: AnalyzerResource,
@@ -149,52 +142,43 @@ def _analyse_and_score(
     transcribed (a reanalysis over "all partitions" includes those: they keep their reason)."""
     with consultation_step(context, warehouse, "consultation_analysis", key) as source:
         artifacts = bucket.artifacts(source.consultation_id)
-        stored = artifacts.store.read_optional(artifacts.key(TRANSCRIPT_ARTIFACT))
-        clean = Transcript.model_validate_json(stored) if stored is not None else None
+        clean = read_redacted_transcript(artifacts)
         if clean is None or not clean.segments:
             context.log.info(f"{key}: {'no speech' if clean else 'never transcribed'}, skipped")
             return []
-        prompt = prompt_version.for_consultation(key)
+        if isinstance(prompt, ConsultationInputError):
+            raise prompt
+        arm = prompt.for_consultation(key)
         cache = AnalysisCache(warehouse.analysis_cache)
-        analysed = analyse_transcript(clean, prompt, analyzer, cache, artifacts)
+        analysed = analyse_transcript(clean, arm, analyzer, cache, artifacts)
         warehouse.results.save_analysis(analysed.row(source.consultation_id))
-        run_total = add_to_run_cost(context, analysed.cost_usd)
-    analysis_metadata = {**analysed.metadata(), "run_cost_usd": run_total}
+        run_total = add_to_run_cost(context.instance, context.run_id, analysed.cost_usd)
 
+    started = time.perf_counter()
     with consultation_step(context, warehouse, "quality_metrics", key) as source:
-        analysis = ConsultationAnalysis.model_validate(
-            artifacts.read_json(analysis_artifact(prompt.version))
-        )
-        score = score_consultation(clean, analysis)
+        scored = score_and_report(clean, arm.version, artifacts, source.shown_key)
         warehouse.results.save_quality_metrics(
-            score.row(source.consultation_id, prompt.version, prompt.variant)
+            scored.score.row(source.consultation_id, arm.version, arm.variant)
         )
-        report_key = artifacts.write_text(
-            REPORT_ARTIFACT, coaching_report(source.shown_key, score.overall, analysis)
+        warehouse.consultations.update(
+            source.consultation_id, report_location=scored.report_location
         )
-        report_location = bucket.store().locate(report_key)
-        warehouse.consultations.update(source.consultation_id, report_location=report_location)
         record_status(context, warehouse, source, "succeeded", "quality_metrics")
-    score_metadata: dict[str, Any] = {
-        **score.metadata(),
-        "prompt_version": prompt.version,
-        "summary": MetadataValue.md(analysis.summary),
-        "report": MetadataValue.path(report_location),
-    }
     return [
-        AssetMaterialization("consultation_analysis", partition=key, metadata=analysis_metadata),
-        AssetMaterialization("quality_metrics", partition=key, metadata=score_metadata),
+        AssetMaterialization(
+            "consultation_analysis",
+            partition=key,
+            metadata={**analysed.metadata(), "run_cost_usd": run_total},
+        ),
+        AssetMaterialization(
+            "quality_metrics",
+            partition=key,
+            metadata={
+                **scored.score.metadata(),
+                "prompt_version": arm.version,
+                "summary": MetadataValue.md(scored.analysis.summary),
+                "report": MetadataValue.path(scored.report_location),
+                "elapsed_s": round(time.perf_counter() - started, 3),
+            },
+        ),
     ]
-
-
-_run_cost_lock = threading.Lock()
-
-
-def add_to_run_cost(context: AssetExecutionContext, cost: float | None) -> float:
-    """Keep the run's running LLM cost in a run tag, visible on the run page (a backfill
-    run adds up its consultations from several threads)."""
-    with _run_cost_lock:
-        run = context.instance.get_run_by_id(context.run_id)
-        total = float((run.tags if run else {}).get(RUN_COST_TAG, 0.0)) + (cost or 0.0)
-        context.instance.add_run_tags(context.run_id, {RUN_COST_TAG: f"{total:.6f}"})
-    return round(total, 6)

@@ -8,7 +8,7 @@ from functools import lru_cache
 from pathlib import Path
 
 import yaml
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 
 from cscoach_pipeline.defs.speech.transcript import Transcript
 
@@ -76,7 +76,10 @@ def load_prompt(version: str) -> PromptTemplate:
             f"unknown prompt version {version!r} (CSCOACH_PROMPT_VERSION); "
             f"available: {', '.join(available_prompt_versions())}"
         )
-    prompt = PromptTemplate.model_validate(yaml.safe_load(path.read_text(encoding="utf-8")))
+    try:
+        prompt = PromptTemplate.model_validate(yaml.safe_load(path.read_text(encoding="utf-8")))
+    except (yaml.YAMLError, ValidationError) as exc:
+        raise ValueError(f"prompt file {path.name} is invalid: {exc}") from None
     if prompt.version != version:
         raise ValueError(f"{path} declares version {prompt.version!r}, expected {version!r}")
     return prompt

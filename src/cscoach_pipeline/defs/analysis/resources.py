@@ -66,7 +66,10 @@ class AnalyzerResource(ConfigurableResource):
             if self.fallback == NO_FALLBACK:
                 raise AnalysisError(str(exc)) from None
             fallback = build_analyzer(self.fallback, self.config)
-            outcome = fallback.analyze(transcript, prompt)
+            try:
+                outcome = fallback.analyze(transcript, prompt)
+            except CircuitOpenError as also:
+                raise AnalysisError(f"{exc}; the fallback's too: {also}") from None
             return replace(outcome, fallback_reason=f"{fallback.name} used: {exc}")
         except ConfigurationError as exc:
             raise AnalysisError(f"configuration error: {exc}") from None

@@ -9,7 +9,7 @@ from cscoach_pipeline.defs.ingest.resources import BucketResource
 from cscoach_pipeline.defs.ingest.upload import inspect_upload
 from cscoach_pipeline.defs.partitions import CONSULTATION_ASSET
 from cscoach_pipeline.defs.recovery.resources import RecoveryResource
-from cscoach_pipeline.defs.recovery.steps import consultation_step, record_status
+from cscoach_pipeline.defs.steps import consultation_step, record_status
 from cscoach_pipeline.defs.warehouse.resources import WarehouseResource
 
 

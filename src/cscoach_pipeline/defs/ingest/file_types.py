@@ -5,6 +5,9 @@ from __future__ import annotations
 from enum import StrEnum
 from pathlib import PurePosixPath
 
+# Text formats are the text importer's registry: a new one is read here without a line more.
+from cscoach_pipeline.defs.speech.text_import import TEXT_EXTENSIONS
+
 
 class FileType(StrEnum):
     TEXT = "text"
@@ -12,7 +15,6 @@ class FileType(StrEnum):
     VIDEO = "video"
 
 
-TEXT_EXTENSIONS = frozenset({".txt", ".md", ".json", ".srt", ".vtt"})
 AUDIO_EXTENSIONS = frozenset({".wav", ".mp3", ".m4a", ".aac", ".ogg", ".opus", ".flac", ".webm"})
 VIDEO_EXTENSIONS = frozenset({".mp4", ".mov", ".mkv", ".webm", ".avi"})
 SUPPORTED_EXTENSIONS = TEXT_EXTENSIONS | AUDIO_EXTENSIONS | VIDEO_EXTENSIONS

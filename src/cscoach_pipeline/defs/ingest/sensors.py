@@ -13,7 +13,7 @@ No single object stops a tick: whatever goes wrong while admitting one object be
 object's status, and the others go on. Every run requested comes with its partition in the
 same result, and a `queued` consultation whose partition never appeared (a tick that died
 halfway) is requested again with it; a run that never came, or died, is the recovery
-sensor's (sensors/recovery.py). So the inventory, the partitions and the runs converge.
+sensor's (defs/recovery/sensors.py). So the inventory, the partitions and the runs converge.
 Status rows, run tags and log lines show `display_key` (PII in file names redacted); only the
 internal `bucket_objects` inventory keeps the real key, which the steps open.
 """
@@ -351,7 +351,7 @@ class BucketScanner:
             checks_left -= 1
             if self.has_partition(consultation_id):
                 # Its run was requested with it. A run that never appeared or died is the
-                # recovery sensor's (sensors/recovery.py), with a fresh run key.
+                # recovery sensor's (defs/recovery/sensors.py), with a fresh run key.
                 continue
             key, known = active[consultation_id]
             plan.new_partitions.append(consultation_id)

@@ -30,7 +30,7 @@ class Upload:
     obj: StoredObject
     file_type: FileType
     sha256: str
-    context: ConsultationContext
+    consultation_context: ConsultationContext
     context_sources: dict[str, str]
     warnings: list[str] = field(default_factory=list)
 
@@ -47,7 +47,7 @@ class Upload:
             "size_bytes": self.obj.size,
             "version": version,
             "uploaded_at": self.obj.modified,
-            **self.context.model_dump(),
+            **self.consultation_context.model_dump(),
             "context_sources": self.context_sources,
             "artifacts_prefix": artifacts_prefix,
         }
@@ -62,7 +62,7 @@ class Upload:
             "uploaded_at": self.obj.modified.isoformat(),
             **{
                 name: str(value)
-                for name, value in self.context.model_dump().items()
+                for name, value in self.consultation_context.model_dump().items()
                 if value is not None
             },
             "context_warnings": "; ".join(self.warnings),

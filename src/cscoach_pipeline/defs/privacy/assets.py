@@ -14,10 +14,10 @@ from cscoach_pipeline.defs.privacy.redaction import (
     transcript_details,
 )
 from cscoach_pipeline.defs.recovery.resources import RecoveryResource
-from cscoach_pipeline.defs.recovery.steps import consultation_step, record_status
 from cscoach_pipeline.defs.speech.assets import raw_transcript
 from cscoach_pipeline.defs.speech.raw_transcript import RAW_TRANSCRIPT_ARTIFACT
 from cscoach_pipeline.defs.speech.transcript import Transcript
+from cscoach_pipeline.defs.steps import consultation_step, record_status
 from cscoach_pipeline.defs.warehouse.resources import WarehouseResource
 
 NO_SPEECH = "no speech detected: the recording holds only silence or noise"

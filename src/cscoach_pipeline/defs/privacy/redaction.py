@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
+from cscoach_pipeline.defs.ingest.resources import ConsultationArtifacts
 from cscoach_pipeline.defs.privacy.pii import redact_segments
 from cscoach_pipeline.defs.speech.transcript import Transcript
 
@@ -59,3 +60,9 @@ def transcript_details(transcript: Transcript) -> dict[str, Any]:
 def preview(transcript: Transcript, segments: int = 8) -> str:
     lines = [f"- **{s.speaker.value}**: {s.text}" for s in transcript.segments[:segments]]
     return "\n".join(lines) or "_no speech_"
+
+
+def read_redacted_transcript(artifacts: ConsultationArtifacts) -> Transcript | None:
+    """The redacted transcript, or None when the consultation was never transcribed."""
+    stored = artifacts.store.read_optional(artifacts.key(TRANSCRIPT_ARTIFACT))
+    return Transcript.model_validate_json(stored) if stored is not None else None

@@ -1,7 +1,7 @@
 """Recovery rules, plain Python: what kind a failure is, when an outage is retried, which
 run tags carry the version and attempt, and how a dead run's reason is read back from
-Dagster's event log. The sensors in `sensors/recovery.py` and `sensors/run_status.py` apply
-them; nothing here talks to the warehouse."""
+Dagster's event log. The sensors in `sensors.py` and `run_status.py` beside it apply them;
+nothing here talks to the warehouse."""
 
 from __future__ import annotations
 
@@ -110,6 +110,13 @@ def failure_from_events(events: Iterable[Any], run_failure_message: str | None) 
         error = data.error
         if error is not None:
             cause = error.cause or error
+            if INTERRUPTED in (error.cls_name, cause.cls_name):
+                # Dagster itself was stopped (Ctrl-C, a deploy): nothing wrong with the file.
+                return RunFailure(
+                    f"{stage} was interrupted: Dagster stopped during the run",
+                    FailureKind.OUTAGE,
+                    stage,
+                )
             return RunFailure(
                 f"{stage} failed unexpectedly: {cause.cls_name}: "
                 + (cause.message.strip().splitlines() or [""])[0],
@@ -121,6 +128,7 @@ def failure_from_events(events: Iterable[Any], run_failure_message: str | None) 
 
 
 _KINDS = frozenset(kind.value for kind in FailureKind)
+INTERRUPTED = "DagsterExecutionInterruptedError"
 
 
 def _metadata_text(value: Any) -> str | None:

@@ -1,17 +1,21 @@
 """One consultation's quality score: the rubric's overall score beside the call metrics
-measured from the timed transcript (talk time, pace, silence, interruptions, latency)."""
+measured from the timed transcript (talk time, pace, silence, interruptions, latency), and
+its coaching report."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
 
+from cscoach_pipeline.defs.analysis.analyse import analysis_artifact
 from cscoach_pipeline.defs.analysis.schema import (
     RUBRIC_CRITERIA,
     ConsultationAnalysis,
     overall_score,
 )
+from cscoach_pipeline.defs.ingest.resources import ConsultationArtifacts
 from cscoach_pipeline.defs.scoring.metrics import CallMetrics, compute_call_metrics
+from cscoach_pipeline.defs.scoring.report import REPORT_ARTIFACT, coaching_report
 from cscoach_pipeline.defs.speech.transcript import Transcript
 
 
@@ -48,3 +52,25 @@ def score_consultation(transcript: Transcript, analysis: ConsultationAnalysis) -
         rubric={name: getattr(analysis.rubric, name).score for name in RUBRIC_CRITERIA},
         metrics=compute_call_metrics(transcript),
     )
+
+
+@dataclass(frozen=True)
+class ScoredConsultation:
+    score: QualityScore
+    analysis: ConsultationAnalysis
+    report_location: str
+
+
+def score_and_report(
+    transcript: Transcript,
+    prompt_version: str,
+    artifacts: ConsultationArtifacts,
+    shown_key: str,
+) -> ScoredConsultation:
+    """Score the consultation from its stored analysis and write its coaching report."""
+    analysis = ConsultationAnalysis.model_validate(
+        artifacts.read_json(analysis_artifact(prompt_version))
+    )
+    score = score_consultation(transcript, analysis)
+    artifacts.write_text(REPORT_ARTIFACT, coaching_report(shown_key, score.overall, analysis))
+    return ScoredConsultation(score, analysis, artifacts.locate(REPORT_ARTIFACT))

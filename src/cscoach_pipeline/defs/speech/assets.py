@@ -9,14 +9,14 @@ from cscoach_pipeline.defs.ingest.file_types import FileType
 from cscoach_pipeline.defs.ingest.resources import BucketResource
 from cscoach_pipeline.defs.partitions import CONSULTATION_ASSET
 from cscoach_pipeline.defs.recovery.resources import RecoveryResource
-from cscoach_pipeline.defs.recovery.steps import consultation_step
 from cscoach_pipeline.defs.speech.audio import AUDIO_ARTIFACT, prepare_audio
 from cscoach_pipeline.defs.speech.raw_transcript import (
     RAW_TRANSCRIPT_ARTIFACT,
-    read_consultation,
+    raw_transcript_of,
     transcript_metadata,
 )
 from cscoach_pipeline.defs.speech.resources import MediaResource, SpeechToTextResource
+from cscoach_pipeline.defs.steps import consultation_step
 from cscoach_pipeline.defs.warehouse.resources import WarehouseResource
 
 
@@ -47,12 +47,7 @@ def consultation_audio(
             artifacts,
             ffmpeg_timeout_s=media.ffmpeg_timeout_s,
         )
-        warehouse.consultations.update(
-            source.consultation_id,
-            file_type=audio.file_type.value,
-            duration_s=round(audio.duration_s, 3),
-            channels=audio.channels,
-        )
+        warehouse.consultations.update(source.consultation_id, **audio.consultation_update())
     return MaterializeResult(
         metadata={
             **audio.metadata(),
@@ -78,10 +73,11 @@ def raw_transcript(
     recovery: RecoveryResource,
 ) -> MaterializeResult:
     with consultation_step(context, warehouse, "raw_transcript") as source:
+        consultation = warehouse.consultations.get(source.consultation_id)
         started = time.perf_counter()
         artifacts = bucket.artifacts(source.consultation_id)
-        result = read_consultation(
-            warehouse.consultations.get(source.consultation_id),
+        result = raw_transcript_of(
+            consultation,
             bucket.store(),
             source.source_key,
             artifacts,

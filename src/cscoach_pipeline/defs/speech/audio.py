@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from cscoach_pipeline.defs.ingest.file_types import FileType
 from cscoach_pipeline.defs.ingest.resources import ConsultationArtifacts
 from cscoach_pipeline.defs.ingest.storage import ObjectStore
@@ -32,6 +34,14 @@ class PreparedAudio:
     file_type: FileType
     channels: int
     duration_s: float
+
+    def consultation_update(self) -> dict[str, Any]:
+        """What the audio adds to the `consultations` row."""
+        return {
+            "file_type": self.file_type.value,
+            "duration_s": round(self.duration_s, 3),
+            "channels": self.channels,
+        }
 
     def metadata(self) -> dict[str, Any]:
         return {
@@ -73,7 +83,7 @@ def prepare_audio(
     return PreparedAudio(info, file_type, channels, duration_s)
 
 
-def load_prepared_audio(store: ObjectStore, artifacts: ConsultationArtifacts) -> Any:
+def load_prepared_audio(store: ObjectStore, artifacts: ConsultationArtifacts) -> np.ndarray:
     """The WAV `prepare_audio` stored, as (channels, samples) float32."""
     with tempfile.TemporaryDirectory(prefix="cscoach-stt-") as tmp:
         wav = Path(tmp) / AUDIO_ARTIFACT

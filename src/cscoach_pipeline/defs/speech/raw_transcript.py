@@ -19,7 +19,7 @@ from cscoach_pipeline.defs.speech.transcript import Transcript
 RAW_TRANSCRIPT_ARTIFACT = "private/transcript.raw.json"  # unredacted: never leaves the bucket
 
 
-def read_consultation(
+def raw_transcript_of(
     consultation: dict[str, Any],
     store: ObjectStore,
     source_key: str,

@@ -60,7 +60,7 @@ def source_of(warehouse: WarehouseResource, consultation_id: str) -> Consultatio
 
 # Step retries inside the run ride out a blip of the bucket, the warehouse or the disk
 # (RecoveryResource: by default waits of 5 s and 15 s); a longer outage fails the run and the
-# recovery sensor retries the consultation later with a fresh run (sensors/recovery.py).
+# recovery sensor retries the consultation later with a fresh run (defs/recovery/sensors.py).
 
 # The store's own disk errors, and a read-only filesystem (a local scratch disk too).
 _DISK_ERRNOS = {*DISK_ERRNOS, errno.EROFS}
