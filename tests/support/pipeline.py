@@ -100,9 +100,8 @@ class PipelineHarness:
     def evaluate(self, **bucket_fields: Any) -> tuple[SensorResult | SkipReason, Any]:
         """One evaluation of the sensor, not applied (what a daemon that dies right after
         leaves); `bucket_fields` override the bucket resource's. Returns it and its context."""
-        bucket = with_fields(
-            self.resources["bucket"], settle_seconds=self.settle_seconds, **bucket_fields
-        )
+        fields = {"settle_seconds": self.settle_seconds, **bucket_fields}
+        bucket = with_fields(self.resources["bucket"], **fields)
         context = build_sensor_context(
             instance=self.instance,
             cursor=self.cursor,

@@ -45,7 +45,7 @@ from cscoach_pipeline.defs.ingest.file_types import (
 )
 from cscoach_pipeline.defs.ingest.partition_keys import consultation_id_for, display_key
 from cscoach_pipeline.defs.ingest.resources import BucketResource
-from cscoach_pipeline.defs.ingest.storage import ObjectStore, StorageError, StoredObject
+from cscoach_pipeline.defs.ingest.storage import StorageError, StoredObject
 from cscoach_pipeline.defs.jobs import process_consultation_job
 from cscoach_pipeline.defs.partitions import consultation_partitions
 from cscoach_pipeline.defs.privacy.pii import redact_text
@@ -89,26 +89,21 @@ class BucketScanner:
 
     def __init__(
         self,
-        store: ObjectStore,
         bucket: BucketResource,
         warehouse: WarehouseResource,
         *,
-        settle_seconds: float,
-        max_runs_per_tick: int,
-        tick_budget_s: float,
-        list_budget_s: float,
         log: Any,
         has_partition: Callable[[str], bool] | None = None,
     ) -> None:
-        self.store = store
+        self.store = bucket.store()
         self.bucket = bucket
         self.warehouse = warehouse
-        self.settle = timedelta(seconds=settle_seconds)
-        self.budget = max_runs_per_tick
+        self.settle = timedelta(seconds=bucket.settle_seconds)
+        self.budget = bucket.max_runs_per_tick
         self.started = time.monotonic()
-        self.tick_budget_s = tick_budget_s
-        self.list_budget_s = list_budget_s
-        self.deadline = self.started + tick_budget_s
+        self.tick_budget_s = bucket.tick_budget_s
+        self.list_budget_s = bucket.list_budget_s
+        self.deadline = self.started + self.tick_budget_s
         self.log = log
         self.has_partition = has_partition
         self.inventory = warehouse.inventory
@@ -425,13 +420,8 @@ def scan_bucket(
     started = time.monotonic()
     cursor = json.loads(context.cursor) if context.cursor else {}
     scanner = BucketScanner(
-        bucket.store(),
         bucket,
         warehouse,
-        settle_seconds=bucket.settle_seconds,
-        max_runs_per_tick=bucket.max_runs_per_tick,
-        tick_budget_s=bucket.tick_budget_s,
-        list_budget_s=bucket.list_budget_s,
         log=context.log,
         has_partition=lambda key: context.instance.has_dynamic_partition(
             consultation_partitions.name, key
