@@ -159,8 +159,11 @@ def test_injected_instructions_stay_data(tmp_path: Path, fake: FakeGemini) -> No
     assert harness.table("quality_metrics").overall_score.iloc[0] < 100
 
 
-def test_unknown_model_stops_the_code_location_at_start_up(fake: FakeGemini) -> None:
+def test_unknown_model_stops_the_code_location_at_start_up(
+    fake: FakeGemini, tmp_path: Path
+) -> None:
     env = os.environ | {
+        "DAGSTER_HOME": str(tmp_path),  # Dagster wants an existing folder
         "GEMINI_API_KEY": API_KEY,
         "GOOGLE_GEMINI_BASE_URL": fake.url,
         "CSCOACH_GEMINI_MODEL": "gemini-9-ultra",
