@@ -88,8 +88,9 @@ def print_frame(frame: pd.DataFrame, out: TextIO, *, csv: bool = False) -> None:
     else:
         # SQL NULL arrives as None, NaN or NaT depending on the column: show each as NULL.
         shown = frame.copy()
-        for column in shown.select_dtypes(include="object").columns:
-            shown[column] = shown[column].where(shown[column].notna(), "NULL")
+        for column in shown.columns:
+            if not pd.api.types.is_numeric_dtype(shown[column]):
+                shown[column] = shown[column].astype(object).where(shown[column].notna(), "NULL")
         text = shown.to_string(index=False, max_colwidth=MAX_CELL_CHARS, na_rep="NULL")
         print(text, file=out)
     print(f"({len(frame)} row{'' if len(frame) == 1 else 's'})", file=out)
