@@ -4,6 +4,11 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 export DAGSTER_HOME ?= $(CURDIR)/data/dagster_home
+# Dagster's storage in PostgreSQL when set. dagster-postgres needs psycopg2, and SQLAlchemy 2.1
+# reads a plain postgresql:// URL as psycopg 3: name the driver for every Dagster process.
+ifneq ($(DAGSTER_PG_URL),)
+override export DAGSTER_PG_URL := $(patsubst postgres://%,postgresql+psycopg2://%,$(patsubst postgresql://%,postgresql+psycopg2://%,$(DAGSTER_PG_URL)))
+endif
 # Where `make dev` serves the UI: `make dev PORT=3001`, `make dev HOST=0.0.0.0` (every interface).
 HOST ?= 127.0.0.1
 PORT ?= 3000
@@ -96,20 +101,12 @@ dev: check-port setup instance
 check-port:
 	@$(PYTHON) deploy/check_port.py $(HOST) $(PORT)
 
-## instance: install deploy/dagster.yaml as $(DAGSTER_HOME)/dagster.yaml, keeping an edited one
-# Replaced only when missing or byte-identical to a released template (deploy/dagster.yaml.sha256).
+## instance: install deploy/dagster.yaml as $(DAGSTER_HOME)/dagster.yaml, keeping an edited one;
+##      with DAGSTER_PG_URL set, Dagster's own storage is that PostgreSQL database
+# Replaced only when missing or an unedited released variant (deploy/dagster.yaml.sha256).
 instance:
-	@mkdir -p "$(DAGSTER_HOME)"; \
-	installed="$(DAGSTER_HOME)/dagster.yaml"; \
-	if [ ! -e "$$installed" ]; then \
-	  cp $(INSTANCE_TEMPLATE) "$$installed" && echo "Installed $(INSTANCE_TEMPLATE) as $$installed"; \
-	elif cmp -s $(INSTANCE_TEMPLATE) "$$installed"; then \
-	  :; \
-	elif grep -q "^$$(sha256sum < "$$installed" | cut -d' ' -f1) " $(INSTANCE_TEMPLATE).sha256; then \
-	  cp $(INSTANCE_TEMPLATE) "$$installed" && echo "Updated $$installed to the current $(INSTANCE_TEMPLATE)"; \
-	else \
-	  echo "Keeping your edited $$installed; the template may have changed: diff $(INSTANCE_TEMPLATE) \"$$installed\""; \
-	fi
+	@$(PYTHON) deploy/install_instance.py "$(DAGSTER_HOME)" --template $(INSTANCE_TEMPLATE) \
+	  $(if $(DAGSTER_PG_URL),--postgres)
 
 ## sql: print a query's result from the warehouse (SQLite or PostgreSQL): make sql Q="SELECT ..."
 sql: setup
