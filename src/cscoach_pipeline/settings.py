@@ -91,6 +91,8 @@ class Settings(BaseSettings):
     gemini_timeout_s: float = Field(default=120.0, gt=0)
     gemini_fallback: str = "none"
     gemini_prices: str | None = None
+    # redis://host:6379/0: the LLM quota and circuit breaker shared by every process.
+    redis_url: SecretStr | None = None
 
     # The bucket sensor.
     settle_seconds: float = Field(default=10.0, ge=0)

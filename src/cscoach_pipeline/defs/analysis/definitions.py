@@ -31,6 +31,8 @@ def resources(settings: Settings) -> dict[str, Any]:
             max_concurrent=settings.gemini_max_concurrency,
             timeout_s=settings.gemini_timeout_s,
             fallback=settings.gemini_fallback,
+            # A Redis URL may hold a password: it reaches the resource as an EnvVar too.
+            shared_limits_url=dg.EnvVar("CSCOACH_REDIS_URL") if settings.redis_url else None,
             prices_file=settings.gemini_prices,
         )
     }

@@ -39,6 +39,10 @@ class AnalyzerResource(ConfigurableResource):
     timeout_s: float = 120.0
     requests_per_minute: float = Field(default=60.0, description="client-side quota")
     max_concurrent: int = Field(default=4, description="concurrent LLM requests per process")
+    shared_limits_url: str | None = Field(
+        default=None,
+        description="redis:// URL: one quota and breaker for the deployment; unset = per process",
+    )
     fallback: str = Field(
         default=NO_FALLBACK,
         description="analyzer used while the circuit is open: none (fail fast) | local-rules",

@@ -10,6 +10,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from cscoach_pipeline import shared_limits
 from cscoach_pipeline.defs.analysis.analyzers.base import (
     AnalysisError,
     AnalysisOutcome,
@@ -20,7 +21,14 @@ from cscoach_pipeline.defs.analysis.analyzers.base import (
 from cscoach_pipeline.defs.analysis.prompts import PromptTemplate
 from cscoach_pipeline.defs.analysis.schema import ConsultationAnalysis
 from cscoach_pipeline.defs.speech.transcript import Transcript
-from cscoach_pipeline.resilience import backoff_delays, shared_breaker, shared_limiter
+from cscoach_pipeline.resilience import (
+    CircuitBreaker,
+    RateLimiter,
+    backoff_delays,
+    shared_breaker,
+    shared_limiter,
+)
+from cscoach_pipeline.shared_limits import RedisCircuitBreaker, RedisRateLimiter
 
 RETRYABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 
@@ -78,6 +86,7 @@ class GeminiAnalyzer(Analyzer):
         breaker_failures: int = 5,
         breaker_reset_s: float = 60.0,
         breaker_successes: int = 3,
+        shared_limits_url: str | None = None,
     ) -> None:
         from google import genai
         from google.genai import types
@@ -93,15 +102,26 @@ class GeminiAnalyzer(Analyzer):
         if api_version:  # "v1" (the client's default) or "v1beta" for preview features
             http_options.api_version = api_version
         self._client = genai.Client(api_key=api_key, http_options=http_options)
-        # Shared per process and model: every concurrent analysis sees the same health and
-        # spends from the same quota.
-        self.breaker = shared_breaker(
-            f"gemini:{model}",
-            failure_threshold=breaker_failures,
-            reset_timeout_s=breaker_reset_s,
-            success_threshold=breaker_successes,
-        )
-        self.limiter = shared_limiter(f"gemini:{model}", requests_per_minute, max_concurrent)
+        # Shared per model: every concurrent analysis sees the same health and spends from the
+        # same quota; with a Redis URL across the whole deployment, else within this process.
+        name = f"gemini:{model}"
+        self.breaker: CircuitBreaker | RedisCircuitBreaker
+        self.limiter: RateLimiter | RedisRateLimiter
+        if shared_limits_url:
+            self.breaker = shared_limits.shared_breaker(
+                shared_limits_url, name, breaker_failures, breaker_reset_s, breaker_successes
+            )
+            self.limiter = shared_limits.shared_limiter(
+                shared_limits_url, name, requests_per_minute, max_concurrent
+            )
+        else:
+            self.breaker = shared_breaker(
+                name,
+                failure_threshold=breaker_failures,
+                reset_timeout_s=breaker_reset_s,
+                success_threshold=breaker_successes,
+            )
+            self.limiter = shared_limiter(name, requests_per_minute, max_concurrent)
 
     def verify(self) -> None:
         self.verify_model()
@@ -284,4 +304,5 @@ def _cached_client(config: AnalyzerConfig) -> GeminiAnalyzer:
         backoff_base_s=config.backoff_base_s,
         requests_per_minute=config.requests_per_minute,
         max_concurrent=config.max_concurrent,
+        shared_limits_url=config.shared_limits_url,
     )
