@@ -17,7 +17,7 @@ INSTANCE_TEMPLATE := deploy/dagster.yaml
 # apt-get needs root; use sudo when we are not root and it exists.
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
-.PHONY: setup setup-test setup-openai-whisper venv apt dev check-port instance sql test lint format \
+.PHONY: worker setup setup-test setup-openai-whisper venv apt dev check-port instance sql test lint format \
 	bench clean
 
 # A .venv whose python cannot run pip (made without ensurepip, as on Debian without
@@ -107,6 +107,17 @@ check-port:
 instance:
 	@$(PYTHON) deploy/install_instance.py "$(DAGSTER_HOME)" --template $(INSTANCE_TEMPLATE) \
 	  $(if $(DAGSTER_PG_URL),--postgres)
+
+## worker: a Celery worker for CSCOACH_EXECUTOR=celery: make worker QUEUES=stt (transcribes),
+##      QUEUES=analysis (calls the LLM), default every queue (dagster = the light steps)
+# One comma-joined -q: celery keeps only the last of repeated -Q options.
+QUEUES ?= stt analysis dagster
+comma := ,
+empty :=
+space := $(empty) $(empty)
+worker: setup
+	$(BIN)/dagster-celery worker start -A dagster_celery.app -y deploy/celery.yaml \
+	  -q $(subst $(space),$(comma),$(strip $(QUEUES)))
 
 ## sql: print a query's result from the warehouse (SQLite or PostgreSQL): make sql Q="SELECT ..."
 sql: setup

@@ -127,3 +127,20 @@ def test_analyzer_is_checked_at_start_up_only(
         loaded = _load(DefinitionsLoadType.INITIALIZATION)  # the code server: one check
         assert [r.method for r in fake.requests] == ["GET"]
         assert loaded.resources["analyzer"].analyzer == "gemini"
+
+
+def test_the_executor_follows_the_settings(
+    embedded_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    loaded = _load(DefinitionsLoadType.INITIALIZATION)
+    assert loaded.resolve_job_def("process_consultation").executor_def.name == "in_process"
+    monkeypatch.setenv("CSCOACH_EXECUTOR", "celery")
+    with pytest.raises(SettingsError, match="needs CSCOACH_CELERY_BROKER_URL"):
+        _load(DefinitionsLoadType.INITIALIZATION)
+    monkeypatch.setenv("CSCOACH_CELERY_BROKER_URL", "redis://127.0.0.1:6379/13")
+    loaded = _load(DefinitionsLoadType.INITIALIZATION)
+    for job in ("process_consultation", "reanalyze_consultations"):
+        assert loaded.resolve_job_def(job).executor_def.name == "celery"
+    # Steps are routed to queues by what they need.
+    assert loaded.get_assets_def("raw_transcript").op.tags["dagster-celery/queue"] == "stt"
+    assert loaded.get_assets_def("quality_metrics").op.tags["dagster-celery/queue"] == "analysis"

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import dagster as dg
+import yaml
 
 # Which load this is (the code server's, or a run worker's rebuild) has no public accessor.
 from dagster._core.definitions.definitions_load_context import (
@@ -29,7 +30,7 @@ from cscoach_pipeline.defs.privacy import definitions as privacy
 from cscoach_pipeline.defs.recovery import definitions as recovery
 from cscoach_pipeline.defs.speech import definitions as speech
 from cscoach_pipeline.defs.warehouse import definitions as warehouse
-from cscoach_pipeline.settings import Settings, load_settings
+from cscoach_pipeline.settings import PROJECT_ROOT, Settings, load_settings
 
 # In pipeline order; each has `defs(settings)` and `resources(settings)`.
 STAGES = (ingest, speech, privacy, analysis, warehouse, recovery)
@@ -42,6 +43,23 @@ def build_resources(settings: Settings) -> dict[str, Any]:
     return built
 
 
+def build_executor(settings: Settings) -> dg.ExecutorDefinition:
+    """In-process by default: steps share one process, so the Whisper model is loaded once
+    per run. With Celery each step is a task on the queue its op tag names (stt, analysis,
+    dagster for light steps), acknowledged only when done, so a step whose worker dies is
+    delivered again to another worker."""
+    if settings.executor == "in_process":
+        return dg.in_process_executor
+    from dagster_celery import celery_executor
+
+    # The same settings the workers start with (`make worker`), read from one file.
+    config = yaml.safe_load(CELERY_CONFIG.read_text())["execution"]["config"]
+    return celery_executor.configured(config)
+
+
+CELERY_CONFIG = PROJECT_ROOT / "deploy" / "celery.yaml"
+
+
 def build_defs(settings: Settings, resources: Mapping[str, Any] | None = None) -> dg.Definitions:
     """The whole pipeline for these settings; `resources` replaces built ones by key (tests
     point the analyzer at a fake server, for instance)."""
@@ -50,6 +68,7 @@ def build_defs(settings: Settings, resources: Mapping[str, Any] | None = None) -
         dg.Definitions(
             jobs=[process_consultation_job, reanalyze_consultations_job],
             resources={**build_resources(settings), **(resources or {})},
+            executor=build_executor(settings),
         ),
     )
 

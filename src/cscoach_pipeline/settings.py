@@ -94,6 +94,10 @@ class Settings(BaseSettings):
     # redis://host:6379/0: the LLM quota and circuit breaker shared by every process.
     redis_url: SecretStr | None = None
 
+    # Where steps run: in the run's own process, or on Celery workers (`make worker`).
+    executor: Literal["in_process", "celery"] = "in_process"
+    celery_broker_url: SecretStr | None = None
+
     # The bucket sensor.
     settle_seconds: float = Field(default=10.0, ge=0)
     sensor_interval_s: int = Field(default=10, ge=1)
@@ -189,6 +193,8 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _gemini_has_a_key(self) -> Settings:
+        if self.executor == "celery" and not self.celery_broker_url:
+            raise ValueError("CSCOACH_EXECUTOR=celery needs CSCOACH_CELERY_BROKER_URL")
         if self.analyzer_name == "gemini" and not self.gemini_api_key:
             raise ValueError("CSCOACH_ANALYZER=gemini needs GEMINI_API_KEY (or local-rules)")
         return self

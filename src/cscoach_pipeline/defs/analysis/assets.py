@@ -26,7 +26,11 @@ from cscoach_pipeline.defs.analysis.prompts import PromptTemplate, prompt_for_ru
 from cscoach_pipeline.defs.analysis.resources import AnalyzerResource
 from cscoach_pipeline.defs.analysis.run_cost import add_to_run_cost
 from cscoach_pipeline.defs.ingest.resources import BucketResource
-from cscoach_pipeline.defs.partitions import CONSULTATION_GROUP, consultation_partitions
+from cscoach_pipeline.defs.partitions import (
+    ANALYSIS_QUEUE,
+    CONSULTATION_GROUP,
+    consultation_partitions,
+)
 from cscoach_pipeline.defs.privacy.assets import transcript
 from cscoach_pipeline.defs.privacy.redaction import read_redacted_transcript
 from cscoach_pipeline.defs.recovery.resources import RecoveryResource
@@ -76,6 +80,7 @@ def build_analysis_assets(prompt_version: str, analyzer_name: str) -> AssetsDefi
         # Dagster concurrency pool: cap analysis steps across runs (`dagster instance
         # concurrency set gemini N`), on top of the client-side rate limiter in each process.
         pool="gemini",
+        op_tags=ANALYSIS_QUEUE,
     )
     def analyse_and_score(
         context: AssetExecutionContext,

@@ -7,7 +7,7 @@ from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, ass
 from cscoach_pipeline.defs.ingest.assets import consultation_upload
 from cscoach_pipeline.defs.ingest.file_types import FileType
 from cscoach_pipeline.defs.ingest.resources import BucketResource
-from cscoach_pipeline.defs.partitions import CONSULTATION_ASSET
+from cscoach_pipeline.defs.partitions import CONSULTATION_ASSET, STT_QUEUE
 from cscoach_pipeline.defs.recovery.resources import RecoveryResource
 from cscoach_pipeline.defs.speech.audio import AUDIO_ARTIFACT, prepare_audio
 from cscoach_pipeline.defs.speech.raw_transcript import (
@@ -24,6 +24,7 @@ from cscoach_pipeline.defs.warehouse.resources import WarehouseResource
     **CONSULTATION_ASSET,
     deps=[consultation_upload],
     kinds={"ffmpeg"},
+    op_tags=STT_QUEUE,
     code_version="1",
     description="16 kHz PCM audio; two-channel calls keep agent and customer channels apart.",
 )
@@ -61,6 +62,7 @@ def consultation_audio(
     **CONSULTATION_ASSET,
     deps=[consultation_audio],
     kinds={"whisper"},
+    op_tags=STT_QUEUE,
     code_version="1",
     description="Unredacted transcript (Whisper or imported text), kept only in the bucket's "
     "private artifacts area.",
