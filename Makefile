@@ -116,7 +116,9 @@ comma := ,
 empty :=
 space := $(empty) $(empty)
 worker: setup
-	$(BIN)/dagster-celery worker start -A dagster_celery.app -y deploy/celery.yaml \
+	# dagster-celery starts `celery` from PATH: the project's own.
+	PATH=$(abspath $(BIN)):$$PATH $(BIN)/dagster-celery worker start -A dagster_celery.app \
+	  -y deploy/celery.yaml \
 	  -q $(subst $(space),$(comma),$(strip $(QUEUES)))
 
 ## sql: print a query's result from the warehouse (SQLite or PostgreSQL): make sql Q="SELECT ..."
