@@ -43,8 +43,6 @@ def _env(name: str) -> Any:
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="CSCOACH_",
-        # An empty variable means "use the default", as `VAR= make dev` users expect.
-        env_ignore_empty=True,
         extra="ignore",
         frozen=True,
         populate_by_name=True,
@@ -127,7 +125,7 @@ class Settings(BaseSettings):
     @model_validator(mode="before")
     @classmethod
     def _blank_means_default(cls, values: Any) -> Any:
-        # As before: a variable set to spaces counts as unset.
+        # As before: a variable that is empty or only spaces counts as unset (`VAR= make dev`).
         if isinstance(values, dict):
             return {k: v for k, v in values.items() if not (isinstance(v, str) and not v.strip())}
         return values

@@ -13,6 +13,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -23,6 +24,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(420)]
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 BROKER = "redis://127.0.0.1:6379/13"
+CELERY_ENV = {"CSCOACH_EXECUTOR": "celery", "CSCOACH_CELERY_BROKER_URL": BROKER}
 CHAT = (
     "Agent: Hello, Acme support, this is Sam. How can I help?\n"
     "Customer: My parcel is late.\nAgent: I am sorry, it arrives tomorrow.\n"
@@ -61,17 +63,23 @@ def celery_worker(d: DagsterDeployment, name: str, queues: list[str]) -> Iterato
             os.killpg(worker.pid, signal.SIGKILL)
 
 
-def test_steps_run_on_the_workers_of_their_queues(
-    request: pytest.FixtureRequest, tmp_path: Path, recordings: dict[str, Path]
-) -> None:
+@pytest.fixture
+def broker() -> Iterator[Any]:
+    """The Redis broker, emptied before and after the test."""
     try:
-        broker = redis_client(BROKER)
-        broker.flushdb()
+        client = redis_client(BROKER)
+        client.flushdb()
     except Exception as exc:  # pragma: no cover - the CI starts Redis
         pytest.skip(f"no Redis on 127.0.0.1:6379 ({exc})")
-    env = {"CSCOACH_EXECUTOR": "celery", "CSCOACH_CELERY_BROKER_URL": BROKER}
+    yield client
+    client.flushdb()
+
+
+def test_steps_run_on_the_workers_of_their_queues(
+    request: pytest.FixtureRequest, tmp_path: Path, recordings: dict[str, Path], broker: Any
+) -> None:
     with (
-        deployment(request, tmp_path, env=env) as d,
+        deployment(request, tmp_path, env=CELERY_ENV) as d,
         celery_worker(d, "stt", ["stt"]) as stt_log,
         celery_worker(d, "analysis", ["analysis", "dagster"]) as other_log,
     ):
@@ -87,7 +95,6 @@ def test_steps_run_on_the_workers_of_their_queues(
     assert "analyse_and_score" in other and "consultation_upload" in other
     assert "raw_transcript" not in other
     assert broker.llen("stt") == 0 and broker.llen("analysis") == 0
-    broker.flushdb()
 
 
 def _pool_children(worker: subprocess.Popen[bytes]) -> list[int]:
@@ -103,16 +110,10 @@ def _pool_children(worker: subprocess.Popen[bytes]) -> list[int]:
 
 
 def test_a_worker_killed_mid_transcription_loses_nothing(
-    request: pytest.FixtureRequest, tmp_path: Path, recordings: dict[str, Path]
+    request: pytest.FixtureRequest, tmp_path: Path, recordings: dict[str, Path], broker: Any
 ) -> None:
-    try:
-        broker = redis_client(BROKER)
-        broker.flushdb()
-    except Exception as exc:  # pragma: no cover - the CI starts Redis
-        pytest.skip(f"no Redis on 127.0.0.1:6379 ({exc})")
-    env = {"CSCOACH_EXECUTOR": "celery", "CSCOACH_CELERY_BROKER_URL": BROKER}
     with (
-        deployment(request, tmp_path, env=env) as d,
+        deployment(request, tmp_path, env=CELERY_ENV) as d,
         celery_worker(d, "stt-a", ["stt"]) as log_a,
         celery_worker(d, "stt-b", ["stt"]) as log_b,
         celery_worker(d, "analysis", ["analysis", "dagster"]),

@@ -19,8 +19,9 @@ from dagster import (
 )
 
 from cscoach_pipeline.definitions import build_defs, build_resources
+from cscoach_pipeline.defs.analysis.prompts import PROMPT_VERSION_TAG
 from cscoach_pipeline.defs.analysis.resources import AnalyzerResource
-from cscoach_pipeline.defs.jobs import process_consultation_job
+from cscoach_pipeline.defs.jobs import process_consultation_job, reanalyze_consultations_job
 from cscoach_pipeline.defs.partitions import consultation_partitions
 from cscoach_pipeline.defs.recovery.resources import RecoveryResource
 from cscoach_pipeline.defs.warehouse import tables
@@ -129,6 +130,21 @@ class PipelineHarness:
             partition_key=request.partition_key,
             instance=self.instance,
             tags=request.tags,
+            raise_on_error=False,
+        )
+
+    def reanalyze_all(self, prompt_version: str) -> ExecuteInProcessResult:
+        """The reanalysis job over every partition in one run, as the backfill daemon runs a
+        multi-run chunk, with the QA lead's prompt version tag."""
+        keys = self.instance.get_dynamic_partitions(consultation_partitions.name)
+        job = self.defs.resolve_job_def(reanalyze_consultations_job.name)
+        return job.execute_in_process(
+            instance=self.instance,
+            tags={
+                PROMPT_VERSION_TAG: prompt_version,
+                "dagster/asset_partition_range_start": keys[0],
+                "dagster/asset_partition_range_end": keys[-1],
+            },
             raise_on_error=False,
         )
 

@@ -16,9 +16,7 @@ from cscoach_pipeline.defs.analysis.assets import (
     BACKFILL_PARTITIONS_PER_RUN,
     build_analysis_assets,
 )
-from cscoach_pipeline.defs.analysis.prompts import PROMPT_VERSION_TAG
 from cscoach_pipeline.defs.analysis.resources import AnalyzerResource
-from cscoach_pipeline.defs.jobs import reanalyze_consultations_job
 from tests.support.fake_gemini import FakeGemini, RecordedRequest, Reply, default_responder, ok
 from tests.support.pipeline import PipelineHarness
 
@@ -69,20 +67,10 @@ def test_one_run_reanalyses_a_range_concurrently(tmp_path: Path) -> None:
             for i in range(12)
         }
         assert all(r.success for r in harness.process_batch(drops).results.values())
-        keys = harness.instance.get_dynamic_partitions("consultations")
 
         harness.resources["analyzer"] = analyzer
         harness.rebuild()
-        job = harness.defs.resolve_job_def(reanalyze_consultations_job.name)
-        result = job.execute_in_process(
-            instance=harness.instance,
-            tags={
-                PROMPT_VERSION_TAG: "v2",
-                "dagster/asset_partition_range_start": keys[0],
-                "dagster/asset_partition_range_end": keys[-1],
-            },
-            raise_on_error=False,
-        )
+        result = harness.reanalyze_all("v2")
 
     assert not result.success
     failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")

@@ -86,17 +86,7 @@ def test_reanalysing_all_skips_consultations_never_transcribed(harness: Pipeline
     ).results
     broken = harness.status_by_key()["incoming/broken.mp3"]
     assert broken["status"] == "failed" and "corrupt or unreadable media" in broken["error"]
-    keys = harness.instance.get_dynamic_partitions("consultations")
-    job = harness.defs.resolve_job_def(reanalyze_consultations_job.name)
-    result = job.execute_in_process(
-        instance=harness.instance,
-        tags={
-            PROMPT_VERSION_TAG: "v2",
-            "dagster/asset_partition_range_start": keys[0],
-            "dagster/asset_partition_range_end": keys[-1],
-        },
-        raise_on_error=False,
-    )
+    result = harness.reanalyze_all("v2")
     assert len(results) == 2 and result.success
     assert harness.status_by_key()["incoming/broken.mp3"] == broken  # reason kept
     assert sorted(harness.table("analyses").prompt_version) == ["v1", "v2"]
@@ -109,17 +99,7 @@ def test_unknown_version_over_all_keeps_the_reason_of_those_never_transcribed(
         {"good.txt": CHATS["good.txt"], "broken.mp3": b"ID3" + bytes(range(256)) * 8}
     )
     broken = harness.status_by_key()["incoming/broken.mp3"]
-    keys = harness.instance.get_dynamic_partitions("consultations")
-    job = harness.defs.resolve_job_def(reanalyze_consultations_job.name)
-    result = job.execute_in_process(
-        instance=harness.instance,
-        tags={
-            PROMPT_VERSION_TAG: "v99",
-            "dagster/asset_partition_range_start": keys[0],
-            "dagster/asset_partition_range_end": keys[-1],
-        },
-        raise_on_error=False,
-    )
+    result = harness.reanalyze_all("v99")
     assert not result.success  # the analysed one fails with the reason
     statuses = harness.status_by_key()
     assert "unknown prompt version 'v99'" in statuses["incoming/good.txt"]["error"]

@@ -97,7 +97,6 @@ class BucketScanner:
     ) -> None:
         self.store = bucket.store()
         self.bucket = bucket
-        self.warehouse = warehouse
         self.settle = timedelta(seconds=bucket.settle_seconds)
         self.budget = bucket.max_runs_per_tick
         self.started = time.monotonic()
