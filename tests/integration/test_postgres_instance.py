@@ -54,6 +54,8 @@ def test_a_consultation_runs_with_dagster_storage_in_postgres(
     key = d.source_key("team-a/chat-01.txt")
     final = d.wait_for_final({key}, timeout=120)
     assert final[key]["status"] == "succeeded", d.describe()
+    # The last step writes the status a moment before Dagster marks the run finished.
+    d.wait_for_runs_finished([final[key]["consultation_id"]], timeout=60)
 
     engine = create_engine(dagster_url)
     with engine.connect() as conn:
