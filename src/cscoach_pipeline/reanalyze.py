@@ -47,6 +47,23 @@ def select_consultations(
     )
 
 
+def restore_retired(warehouse_url: str, partitions: list[str]) -> list[str]:
+    """Partitions the retention removed are registered again in Dagster's instance (the
+    one DAGSTER_HOME names) before the backfill, and all of them are kept for another
+    retention period; see defs/retention/policy.py."""
+    from dagster import DagsterInstance
+
+    from cscoach_pipeline.defs.retention.policy import restore_partitions
+    from cscoach_pipeline.defs.warehouse.engine import utcnow
+
+    store = WarehouseResource(url=warehouse_url).retention
+    if not store.retired_among(partitions):
+        store.mark_restored(partitions, utcnow())
+        return []
+    with DagsterInstance.get() as instance:
+        return restore_partitions(store, instance, partitions, utcnow())
+
+
 def launch_backfill(webserver: str, partitions: list[str], prompt_version: str) -> str:
     params = {
         "partitionNames": partitions,
@@ -80,8 +97,9 @@ def main(argv: list[str] | None = None) -> int:
         load_prompt(args.prompt_version)
     except ValueError as exc:
         parser.error(str(exc))
+    warehouse_url = load_settings().warehouse_url
     partitions = select_consultations(
-        load_settings().warehouse_url,
+        warehouse_url,
         uploaded_from=args.uploaded_from,
         uploaded_to=args.uploaded_to,
         ids=args.ids,
@@ -91,8 +109,14 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     print(f"{len(partitions)} consultations to re-analyse with prompt {args.prompt_version}")
     if args.dry_run:
+        retired = WarehouseResource(url=warehouse_url).retention.retired_among(partitions)
+        if retired:
+            print(f"{len(retired)} of them retired: their partitions would be registered again")
         print("\n".join(partitions))
         return 0
+    restored = restore_retired(warehouse_url, partitions)
+    if restored:
+        print(f"registered {len(restored)} retired partitions again (partition retention)")
     backfill = launch_backfill(args.webserver, partitions, args.prompt_version)
     print(f"launched backfill {backfill}: see {args.webserver}/overview/backfills/{backfill}")
     return 0

@@ -113,6 +113,11 @@ class Settings(BaseSettings):
     step_retry_base_s: float = Field(default=5.0, ge=0)
     stale_after_s: float = Field(default=120.0, gt=0)
 
+    # Retention of Dagster partitions (not of data): unset keeps every partition.
+    partition_retention_days: float | None = Field(default=None, gt=0)
+    retention_interval_s: int = Field(default=300, ge=1)
+    retention_batch: int = Field(default=5000, ge=1)
+
     @property
     def max_file_bytes(self) -> int:
         return int(self.max_file_mb * 1024 * 1024)
@@ -133,6 +138,8 @@ class Settings(BaseSettings):
     @field_validator(
         "sensor_interval_s",
         "recovery_interval_s",
+        "retention_interval_s",
+        "retention_batch",
         "max_runs_per_tick",
         "max_attempts",
         "step_retries",

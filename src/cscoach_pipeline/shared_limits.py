@@ -165,6 +165,9 @@ class RedisCircuitBreaker:
         return BreakerState((raw.decode() if isinstance(raw, bytes) else raw) or "closed")
 
 
+WINDOW_MARGIN_MS = 1000
+
+
 class RedisRateLimiter:
     """Deployment-wide quota: requests per minute and requests in flight."""
 
@@ -190,7 +193,10 @@ class RedisRateLimiter:
         self._leases_key = f"{_PREFIX}inflight:{name}"
         self._lease = client.register_script(_LEASE)
         self._client = client
-        rate = Rate(max(1, int(requests_per_minute)), Duration.MINUTE)
+        # A window a second wider than the minute: a request admitted exactly 60 s after an
+        # earlier one can reach the server tens of milliseconds sooner, relative to it, than
+        # that one did, and the server would count both in one minute.
+        rate = Rate(max(1, int(requests_per_minute)), Duration.MINUTE + WINDOW_MARGIN_MS)
         bucket = RedisBucket.init([rate], client, f"{_PREFIX}rpm:{name}")
         self._limiter = Limiter(bucket)
         # pyrate-limiter's Limiter is not documented as thread-safe: one caller at a time.

@@ -16,6 +16,7 @@ from cscoach_pipeline.defs.warehouse.stores import (
     ConsultationStore,
     InventoryStore,
     ResultStore,
+    RetentionStore,
     StatusStore,
     TableAccess,
 )
@@ -47,6 +48,10 @@ class WarehouseResource(ConfigurableResource):
     @property
     def results(self) -> ResultStore:
         return ResultStore(self.engine)
+
+    @property
+    def retention(self) -> RetentionStore:
+        return RetentionStore(self.engine)
 
     @property
     def analysis_cache(self) -> AnalysisCacheStore:

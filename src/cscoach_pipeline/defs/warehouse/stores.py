@@ -12,7 +12,7 @@ from typing import Any
 import pandas as pd
 from sqlalchemy import Engine, Table, and_, or_, select
 
-from cscoach_pipeline.defs.recovery.policy import GAVE_UP, REQUEUABLE_STATUSES
+from cscoach_pipeline.defs.recovery.policy import FINAL_STATUSES, GAVE_UP, REQUEUABLE_STATUSES
 from cscoach_pipeline.defs.warehouse import tables
 from cscoach_pipeline.defs.warehouse.engine import utcnow
 
@@ -286,6 +286,82 @@ class ConsultationStore(TableAccess):
             query = query.where(c.c.uploaded_at < end)
         with self.engine.connect() as conn:
             return list(conn.execute(query).scalars())
+
+
+class RetentionStore(TableAccess):
+    """`partition_retention`: which consultations' Dagster partitions were removed from the
+    instance, and which were registered again. A partition counts as live when it was never
+    retired, or registered again since: by the bucket sensor for a new version (its status
+    is newer than the retirement) or for a reanalysis (`restored_at`)."""
+
+    def retirable(self, *, before: datetime, limit: int) -> list[str]:
+        """Live consultations settled before `before`, oldest first: final status, no retry
+        pending, not registered again for a reanalysis since `before`."""
+        s, r = tables.consultation_status.c, tables.partition_retention.c
+        pending_outage = and_(
+            s.status == "failed", s.failure_kind == "outage", s.error.not_like(f"%{GAVE_UP}%")
+        )
+        query = (
+            select(s.consultation_id)
+            .select_from(
+                tables.consultation_status.outerjoin(
+                    tables.partition_retention, r.consultation_id == s.consultation_id
+                )
+            )
+            .where(
+                s.status.in_(sorted(FINAL_STATUSES)),
+                s.next_attempt_at.is_(None),
+                ~pending_outage,
+                s.updated_at < before,
+                or_(r.restored_at.is_(None), r.restored_at < before),
+                or_(
+                    r.retired_at.is_(None),
+                    r.retired_at < s.updated_at,
+                    r.retired_at < r.restored_at,
+                ),
+            )
+            .order_by(s.updated_at)
+            .limit(limit)
+        )
+        with self.engine.connect() as conn:
+            return list(conn.execute(query).scalars())
+
+    def retired_among(self, ids: Sequence[str]) -> list[str]:
+        """Those of `ids` whose partition was retired and not registered again since."""
+        r = tables.partition_retention.c
+        found: list[str] = []
+        with self.engine.connect() as conn:
+            for start in range(0, len(ids), _CHUNK):
+                query = select(r.consultation_id).where(
+                    r.consultation_id.in_(list(ids[start : start + _CHUNK])),
+                    r.retired_at.is_not(None),
+                    or_(r.restored_at.is_(None), r.restored_at < r.retired_at),
+                )
+                found.extend(conn.execute(query).scalars())
+        return sorted(found)
+
+    def mark_retired(self, ids: Sequence[str], at: datetime) -> None:
+        self._stamp(ids, retired_at=at)
+
+    def mark_restored(self, ids: Sequence[str], at: datetime) -> None:
+        self._stamp(ids, restored_at=at)
+
+    def _stamp(self, ids: Sequence[str], **values: datetime) -> None:
+        """Set one column for many consultations in one transaction, inserting missing rows."""
+        r = tables.partition_retention
+        values = _utc_values(values)
+        with self.engine.begin() as conn:
+            for start in range(0, len(ids), _CHUNK):
+                chunk = list(ids[start : start + _CHUNK])
+                conn.execute(r.update().where(r.c.consultation_id.in_(chunk)).values(**values))
+                present = set(
+                    conn.execute(
+                        select(r.c.consultation_id).where(r.c.consultation_id.in_(chunk))
+                    ).scalars()
+                )
+                missing = [{"consultation_id": i, **values} for i in chunk if i not in present]
+                if missing:
+                    conn.execute(r.insert(), missing)
 
 
 class ResultStore(TableAccess):

@@ -181,6 +181,18 @@ bucket_objects = Table(
 )
 
 
+# Internal: consultations whose Dagster partition the retention sensor removed from the
+# instance (CSCOACH_PARTITION_RETENTION_DAYS) and when one was registered again for a
+# reanalysis. Every table row and artifact of a retired consultation stays.
+partition_retention = Table(
+    "partition_retention",
+    metadata,
+    Column("consultation_id", String(200), primary_key=True),
+    Column("retired_at", DateTime(timezone=True), comment="partition removed from Dagster"),
+    Column("restored_at", DateTime(timezone=True), comment="partition registered again"),
+)
+
+
 # Internal: sensor state that must not sit in a Dagster cursor (it is stored with every tick),
 # e.g. the object key an unfinished listing resumes after.
 sensor_state = Table(
