@@ -115,8 +115,8 @@ class Settings(BaseSettings):
 
     # Retention of Dagster partitions (not of data): unset keeps every partition.
     partition_retention_days: float | None = Field(default=None, gt=0)
-    retention_interval_s: int = Field(default=300, ge=1)
-    retention_batch: int = Field(default=5000, ge=1)
+    retention_interval_s: int = Field(default=60, ge=1)
+    retention_batch: int = Field(default=1000, ge=1)
 
     @property
     def max_file_bytes(self) -> int:
