@@ -44,6 +44,24 @@ have no materializations. Then ANALYZE.
    drop -> run created, drop -> run started, drop -> `succeeded` in consultation_status.
    Also the median duration of the sensor's idle (skipped) ticks, and the daemon's peak RSS.
 
+4. The browser (`--browser`, for the sizes in `--browser-sizes`, default all): after the
+   GraphQL part (or, when it is skipped, after one untimed PartitionHealthQuery per
+   partitioned asset of the job, so the server's status cache is warm either way), headless
+   Chromium (Debian package `chromium`, /usr/bin/chromium, driven over the DevTools protocol
+   by benchmarks/browser_timing.py) opens each page in a fresh browser context and times it
+   with the page's clock from navigation start:
+     asset page  /assets/consultation_upload?view=partitions  -- rendered when the
+       "N Partitions Selected" line and at least one partition key of the list are in the DOM;
+     job page    /locations/cscoach_pipeline/jobs/process_consultation/partitions  -- rendered
+       when the partition status bar (its colour spans) and a non-zero "Total partitions"
+       count are in the DOM and every partitioned asset's PartitionHealthQuery has answered
+       (the UI asks for them one after another and re-renders after each);
+   then idle: no request in flight and no long task for 3 s. Reported: rendered and idle
+   times, long-task total / count / longest (PerformanceObserver 'longtask'), the part of
+   the long-task time after the last PartitionHealthQuery response, Chromium's script time
+   and JS heap, and a screenshot bench-results/browser/<page>-<N>.png to check by eye.
+   A page not rendered within `--browser-timeout` (600 s) is reported as "> 600 s".
+
 The machine this was written on has 2 cores and other engineers run tests on it at the same
 time (the load average is recorded): the figures are indicative, not precise.
 
@@ -51,7 +69,8 @@ Needs PostgreSQL on 127.0.0.1:5432 (tests/support/postgres.py). The temporary da
 dropped and every process started is stopped at the end of each size.
 
 Usage: `python -m benchmarks.partition_benchmark [--sizes 10000 100000 1000000] [--repeats 3]
-[--drops 3] [--materialized-fraction 0.5] [--timeout 900]`.
+[--drops 3] [--materialized-fraction 0.5] [--timeout 900] [--skip graphql sensor]
+[--browser [--browser-sizes 10000 100000] [--browser-timeout 600]]`.
 Results print as tables and are saved to bench-results/partitions.json.
 """
 
@@ -71,6 +90,7 @@ import sys
 import tempfile
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
@@ -81,7 +101,7 @@ import psycopg2
 import yaml
 from sqlalchemy.engine import make_url
 
-from benchmarks.results import save_results
+from benchmarks.results import RESULTS_DIR, save_results
 from cscoach_pipeline.defs.ingest.partition_keys import consultation_id_for
 from cscoach_pipeline.defs.partitions import consultation_partitions
 from tests.support.daemon import FINAL_STATUSES, LOCATION_NAME, DagsterDeployment
@@ -112,6 +132,35 @@ UI_OPERATIONS = (
 )
 # Setup only (not timed, not a UI query): which assets exist and which the job's are.
 ASSET_NODES_SETUP = "{ assetNodes { assetKey { path } isPartitioned jobNames } }"
+
+# When a page counts as rendered in the browser (JavaScript, run by the page every 100 ms;
+# returns what it found). The production UI build has no test ids: text and the CSS-module
+# class of the partition status bar (PartitionStatusBar_colorSpan__<hash>).
+ASSET_PAGE_RENDERED = r"""() => {
+  const line = document.evaluate("//text()[contains(., 'Partitions Selected')]", document, null,
+    XPathResult.FIRST_ORDERED_NODE_TYPE, null).singleNodeValue;
+  if (!line) return null;
+  const selected = line.parentNode.textContent.trim();
+  if (!/^[1-9][0-9,]* Partitions Selected$/.test(selected)) return null;
+  const key = document.body.textContent.match(/team-\d\d__day-\d{3}__call-\d{5}\.wav-[0-9a-f]{8}/);
+  return key ? selected + '; first key listed ' + key[0] : null;
+}"""
+JOB_PAGE_RENDERED = r"""() => {
+  const count = (label) => {
+    const node = document.evaluate("//div[text()='" + label + "']", document, null,
+      XPathResult.FIRST_ORDERED_NODE_TYPE, null).singleNodeValue;
+    return node ? node.parentNode.textContent.replace(label, '').trim() : null;
+  };
+  const total = count('Total partitions');
+  if (!total || total === '0') return null;
+  const spans = document.querySelectorAll('[class*="PartitionStatusBar_colorSpan"]').length;
+  if (!spans) return null;
+  const health = performance.getEntriesByType('resource')
+    .filter((e) => e.name.includes('op=PartitionHealthQuery')).length;
+  if (health < %d) return null;
+  return total + ' Total partitions, ' + count('Missing partitions') + ' Missing, ' + spans +
+    ' status bar spans, ' + health + ' PartitionHealthQuery responses';
+}"""
 
 
 # ---------------------------------------------------------------------------------- UI queries
@@ -479,6 +528,68 @@ def measure_graphql(d: DagsterDeployment, timeout: float, repeats: int) -> dict[
     return out
 
 
+# -------------------------------------------------------------------------------------- browser
+
+
+def measure_browser(d: DagsterDeployment, size: int, args: argparse.Namespace) -> dict[str, Any]:
+    from benchmarks.browser_timing import Chromium, time_page
+
+    client = GraphQL(d.webserver_port, args.timeout)
+    _, _, setup = client.post(ASSET_NODES_SETUP, {})
+    job_assets = [
+        {"path": n["assetKey"]["path"]}
+        for n in setup["assetNodes"]
+        if n["isPartitioned"] and JOB in n["jobNames"]
+    ]
+    out: dict[str, Any] = {"partitioned_assets_in_job": len(job_assets)}
+    if "graphql" in args.skip:  # warm the status cache, as the GraphQL part would have
+        health = ui_operations(["PartitionHealthQuery"])["PartitionHealthQuery"]["query"]
+        started = time.perf_counter()
+        for key in job_assets:
+            client.post(health, {"assetKey": key})
+        out["status_cache_warm_up_s"] = round(time.perf_counter() - started, 2)
+        _progress(f"  browser: status cache warmed in {out['status_cache_warm_up_s']} s")
+    base = f"http://127.0.0.1:{d.webserver_port}"
+    location = urllib.parse.quote(LOCATION_NAME, safe="")
+    pages = {
+        f"asset_page:{ASSET}": (
+            f"{base}/assets/{ASSET}?view=partitions",
+            ASSET_PAGE_RENDERED,
+        ),
+        f"job_partitions_page:{JOB}": (
+            f"{base}/locations/{location}/jobs/{JOB}/partitions",
+            JOB_PAGE_RENDERED % len(job_assets),
+        ),
+    }
+    out["load_average_before"] = os.getloadavg()
+    with Chromium(args.chromium) as browser:
+        out["chromium"] = browser.version()
+        for page, (url, condition) in pages.items():
+            slug = page.split(":")[0]
+            figures = time_page(
+                browser,
+                url,
+                condition,
+                timeout=args.browser_timeout,
+                data_operation="PartitionHealthQuery",
+                screenshot=RESULTS_DIR / "browser" / f"{slug}-{size}.png",
+            )
+            figures["load_average_after"] = os.getloadavg()
+            out[page] = figures
+            _progress(f"  browser {slug}: {_browser_brief(figures)}")
+    out["webserver_peak_rss_mb"] = _peak_rss_mb(d.pid("webserver"))
+    return out
+
+
+def _browser_brief(figures: dict[str, Any]) -> str:
+    keys = (
+        "rendered_s", "idle_s", "long_task_total_s", "long_task_max_s", "long_tasks",
+        "last_PartitionHealthQuery_response_s", "rendered_after_data_s", "rendered_what",
+        "chromium_metrics", "screenshot",
+    )  # fmt: skip
+    return json.dumps({k: figures.get(k) for k in keys})
+
+
 def _brief(figures: dict[str, Any]) -> str:
     if "error" in figures:
         return figures["error"]
@@ -630,10 +741,16 @@ def measure(size: int, args: argparse.Namespace) -> dict[str, Any]:
             started = time.perf_counter()
             with d:  # code server, daemon and webserver start now, with the partitions there
                 row["deployment_start_s"] = round(time.perf_counter() - started, 1)
-                _progress(f"  started in {row['deployment_start_s']} s; GraphQL")
-                row["graphql"] = measure_graphql(d, args.timeout, args.repeats)
-                _progress("  sensor")
-                row["sensor"] = measure_sensor(d, args.drops, args.timeout)
+                _progress(f"  started in {row['deployment_start_s']} s")
+                if "graphql" not in args.skip:
+                    _progress("  GraphQL")
+                    row["graphql"] = measure_graphql(d, args.timeout, args.repeats)
+                if args.browser and size in args.browser_sizes:
+                    _progress("  browser")
+                    row["browser"] = measure_browser(d, size, args)
+                if "sensor" not in args.skip:
+                    _progress("  sensor")
+                    row["sensor"] = measure_sensor(d, args.drops, args.timeout)
         finally:
             d.close()
             os.environ.pop("DAGSTER_PG_URL", None)
@@ -687,11 +804,43 @@ def print_tables(rows: list[dict[str, Any]]) -> None:
         ("daemon peak RSS (MB)", "sensor", "daemon_peak_rss_mb"),
         ("code server peak RSS (MB)", "sensor", "code_server_peak_rss_mb"),
     ]
+    browser_rows = [r for r in rows if r.get("browser")]
+    if browser_rows:
+        print(
+            "\nBrowser (headless Chromium): s from navigation to rendered / to idle; "
+            "long tasks total s (longest s); rendered s after the last PartitionHealthQuery"
+        )
+        print(f"{'page':<52}" + "".join(f"{'N=' + format(r['partitions'], ','):>{width}}"
+                                        for r in browser_rows))  # fmt: skip
+        for page in (f"asset_page:{ASSET}", f"job_partitions_page:{JOB}"):
+            for label, cell in (
+                ("rendered / idle (s)", _browser_times),
+                ("long tasks total (max) (s)", _browser_tasks),
+                ("rendered after data (s)", lambda f: str(f.get("rendered_after_data_s", "-"))),
+            ):
+                cells = [cell(r["browser"].get(page) or {}) for r in browser_rows]
+                name = f"{page.split(':')[0]} {label}"
+                print(f"{name:<52}" + "".join(f"{c:>{width}}" for c in cells))
     print("\nInstance and sensor")
     print(f"{'metric':<52}" + "".join(f"{s:>{width}}" for s in sizes))
     for label, part, key in metrics:
         cells = [str((r.get(part, {}) if part else r).get(key, "-")) for r in rows]
         print(f"{label:<52}" + "".join(f"{c:>{width}}" for c in cells))
+
+
+def _browser_times(figures: dict[str, Any]) -> str:
+    if not figures:
+        return "-"
+    rendered = figures.get("rendered_s")
+    rendered_text = f"{rendered}" if rendered is not None else figures.get("rendered_s_display")
+    idle = figures.get("idle_s")
+    return f"{rendered_text} / {idle if idle is not None else 'not idle'}"
+
+
+def _browser_tasks(figures: dict[str, Any]) -> str:
+    if not figures:
+        return "-"
+    return f"{figures.get('long_task_total_s')} ({figures.get('long_task_max_s')})"
 
 
 def main() -> None:
@@ -701,7 +850,29 @@ def main() -> None:
     parser.add_argument("--drops", type=int, default=3, help="chats dropped one after another")
     parser.add_argument("--materialized-fraction", type=float, default=0.5)
     parser.add_argument("--timeout", type=float, default=900, help="per request / per drop, s")
+    parser.add_argument(
+        "--skip", nargs="+", default=[], choices=("graphql", "sensor"), help="parts not to run"
+    )
+    parser.add_argument(
+        "--browser", action="store_true", help="also time the pages in headless Chromium"
+    )
+    parser.add_argument(
+        "--browser-sizes", type=int, nargs="+", help="sizes to time in the browser (default all)"
+    )
+    parser.add_argument(
+        "--browser-timeout", type=float, default=600, help="per page: rendered within, s"
+    )
+    parser.add_argument("--chromium", type=Path, default=Path("/usr/bin/chromium"))
     args = parser.parse_args()
+    if args.browser:
+        from benchmarks.browser_timing import BrowserUnavailable, check_available
+
+        try:
+            args.chromium_version = check_available(args.chromium)
+        except BrowserUnavailable as exc:
+            sys.exit(f"--browser: {exc}")
+        if args.browser_sizes is None:
+            args.browser_sizes = list(args.sizes)
     rows = []
     for size in args.sizes:
         rows.append(measure(size, args))
@@ -726,6 +897,10 @@ def _document(rows: list[dict[str, Any]], args: argparse.Namespace) -> dict[str,
             "materialized_asset": ASSET,
             "env": ENV,
             "storage": "PostgreSQL (deploy/dagster.postgres.yaml) for instance and warehouse",
+            "skipped": args.skip,
+            "browser_sizes": args.browser_sizes if args.browser else [],
+            "browser_timeout_s": args.browser_timeout if args.browser else None,
+            "chromium": getattr(args, "chromium_version", None),
         },
         "results": rows,
     }

@@ -13,13 +13,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import urllib.request
 from datetime import date
+from pathlib import Path
 
 from cscoach_pipeline.defs.analysis.prompts import PROMPT_VERSION_TAG, load_prompt
 from cscoach_pipeline.defs.warehouse.resources import WarehouseResource
-from cscoach_pipeline.settings import load_settings
+from cscoach_pipeline.settings import DEFAULT_DATA_DIR, load_settings
 
 LAUNCH = """
 mutation Launch($params: LaunchBackfillParams!) {
@@ -47,11 +49,12 @@ def select_consultations(
     )
 
 
-def restore_retired(warehouse_url: str, partitions: list[str]) -> list[str]:
+def restore_retired(warehouse_url: str, partitions: list[str], dagster_home: Path) -> list[str]:
     """Partitions the retention removed are registered again in Dagster's instance (the
-    one DAGSTER_HOME names) before the backfill, and all of them are kept for another
+    one `dagster_home` holds) before the backfill, and all of them are kept for another
     retention period; see defs/retention/policy.py."""
     from dagster import DagsterInstance
+    from dagster._core.instance.ref import InstanceRef
 
     from cscoach_pipeline.defs.retention.policy import restore_partitions
     from cscoach_pipeline.defs.warehouse.engine import utcnow
@@ -60,7 +63,7 @@ def restore_retired(warehouse_url: str, partitions: list[str]) -> list[str]:
     if not store.retired_among(partitions):
         store.mark_restored(partitions, utcnow())
         return []
-    with DagsterInstance.get() as instance:
+    with DagsterInstance.from_ref(InstanceRef.from_dir(str(dagster_home))) as instance:
         return restore_partitions(store, instance, partitions, utcnow())
 
 
@@ -91,6 +94,13 @@ def main(argv: list[str] | None = None) -> int:
     scope.add_argument("--uploaded-from", type=date.fromisoformat, help="YYYY-MM-DD")
     parser.add_argument("--uploaded-to", type=date.fromisoformat, help="YYYY-MM-DD, inclusive")
     parser.add_argument("--webserver", default="http://127.0.0.1:3000")
+    parser.add_argument(
+        "--dagster-home",
+        type=Path,
+        default=Path(os.environ.get("DAGSTER_HOME") or DEFAULT_DATA_DIR / "dagster_home"),
+        help="the deployment's DAGSTER_HOME, where retired partitions are registered again "
+        "(default: $DAGSTER_HOME, else data/dagster_home as `make dev` uses)",
+    )
     parser.add_argument("--dry-run", action="store_true", help="list, don't launch")
     args = parser.parse_args(argv)
     try:
@@ -114,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{len(retired)} of them retired: their partitions would be registered again")
         print("\n".join(partitions))
         return 0
-    restored = restore_retired(warehouse_url, partitions)
+    restored = restore_retired(warehouse_url, partitions, args.dagster_home)
     if restored:
         print(f"registered {len(restored)} retired partitions again (partition retention)")
     backfill = launch_backfill(args.webserver, partitions, args.prompt_version)

@@ -61,10 +61,10 @@ def test_old_partitions_leave_the_instance_and_come_back_for_a_reanalysis(
         assert all(path.exists() for path in artifacts)
         assert len(d.runs()) == 2
 
-        monkeypatch.setenv("DAGSTER_HOME", str(d.dagster_home))
         monkeypatch.setenv("CSCOACH_WAREHOUSE_URL", d.warehouse_url)
         webserver = f"http://127.0.0.1:{d.webserver_port}"
-        assert reanalyze(["--prompt-version", "v2", "--ids", ids[0], "--webserver", webserver]) == 0
+        command = ["--prompt-version", "v2", "--ids", ids[0], "--webserver", webserver]
+        assert reanalyze([*command, "--dagster-home", str(d.dagster_home)]) == 0
         assert ids[0] in live_partitions(d) and ids[1] not in live_partitions(d)
 
         def reanalysed() -> bool:
