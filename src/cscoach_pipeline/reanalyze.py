@@ -55,14 +55,19 @@ def restore_retired(warehouse_url: str, partitions: list[str], dagster_home: Pat
     retention period; see defs/retention/policy.py."""
     from dagster import DagsterInstance
     from dagster._core.instance.ref import InstanceRef
+    from sqlalchemy import make_url
 
     from cscoach_pipeline.defs.retention.policy import restore_partitions
-    from cscoach_pipeline.defs.warehouse.engine import utcnow
+    from cscoach_pipeline.defs.warehouse.engine import utcnow, with_default_driver
 
     store = WarehouseResource(url=warehouse_url).retention
     if not store.retired_among(partitions):
         store.mark_restored(partitions, utcnow())
         return []
+    # As `make` does for every Dagster process: a plain postgresql:// means psycopg2.
+    if os.environ.get("DAGSTER_PG_URL"):
+        url = with_default_driver(make_url(os.environ["DAGSTER_PG_URL"]))
+        os.environ["DAGSTER_PG_URL"] = url.render_as_string(hide_password=False)
     with DagsterInstance.from_ref(InstanceRef.from_dir(str(dagster_home))) as instance:
         return restore_partitions(store, instance, partitions, utcnow())
 
