@@ -138,3 +138,26 @@ def test_launches_an_asset_backfill_of_analysis_only(
         AssetKey("consultation_analysis")
     ).get_partition_keys()
     assert sorted(partitions) == ["c-nov-1", "c-nov-30"]
+
+
+@pytest.mark.postgres
+def test_registers_retired_partitions_in_a_postgres_instance_from_a_plain_url(
+    tmp_path: Path, warehouse: WarehouseResource, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The command runs outside `make`, which names psycopg2 for Dagster's processes: a plain
+    # postgresql:// DAGSTER_PG_URL must still open Dagster's PostgreSQL storage.
+    from cscoach_pipeline.reanalyze import restore_retired
+    from tests.support.postgres import temporary_database
+
+    home = tmp_path / "dagster_home"
+    subprocess.run(
+        [sys.executable, str(ROOT / "deploy" / "install_instance.py"), str(home), "--postgres"],
+        check=True,
+    )
+    warehouse.retention.mark_retired(["c-oct"], datetime(2026, 11, 1, tzinfo=UTC))
+    with temporary_database() as url:
+        monkeypatch.setenv("DAGSTER_PG_URL", url.replace("postgresql+psycopg2://", "postgresql://"))
+        assert restore_retired(warehouse.url, ["c-oct", "c-dec"], home) == ["c-oct"]
+        with DagsterInstance.from_ref(_instance_ref(home)) as instance:
+            assert instance.get_dynamic_partitions("consultations") == ["c-oct"]
+    assert warehouse.retention.retired_among(["c-oct", "c-dec"]) == []
