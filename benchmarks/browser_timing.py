@@ -2,21 +2,25 @@
 (CDP) with the `websockets` package, no Node and no browser download.
 
 `Chromium` starts `/usr/bin/chromium` (Debian package `chromium`) headless in its own process
-group with a throw-away profile, and stops it again (the group, then any process left that
-names that profile). `time_page` opens a URL in a fresh browser context (empty cache, cookies
+group with a throw-away profile, and stops it again (Browser.close, then the group, then any
+process left that carries its marker variable in its environment, such as the crash handlers,
+which leave the group). `time_page` opens a URL in a fresh browser context (empty cache, cookies
 and local storage) and measures, with the page's own clock (`performance.now()`, 0 = navigation
 start):
 
 - rendered: the first moment a JavaScript condition (a function of no arguments, given as
   source text, returning a short truthy description of what it found) holds; checked every
   100 ms by a timer the page runs, so a busy main thread delays the check as it delays the user;
-- idle: after that, no network request in flight for `quiet_s` and no long task
+- idle: after that, no data request (fetch, XHR, document) in flight for `quiet_s` and no long task
   (PerformanceObserver 'longtask', tasks over 50 ms) for `quiet_s`; reported as the end of the
   last long task (or the rendered moment, if later);
 - long tasks from navigation to idle: total, count, longest; and the part of it after the
   last response of a given GraphQL operation (the Dagster UI adds `?op=Name` to each request);
-- the GraphQL requests (operation, start, end), Chromium's Performance.getMetrics
-  (ScriptDuration, TaskDuration, JSHeapUsedSize, ...), and a PNG screenshot.
+- the GraphQL requests (operation, start, end as the page saw them) and, for the given data
+  operation, the network stack's own time to the response headers (not delayed by a busy
+  main thread) next to when the page's side saw the headers and the last byte;
+  Chromium's Performance.getMetrics (ScriptDuration, TaskDuration, JSHeapUsedSize, ...) and a
+  PNG screenshot.
 
 A page that is not rendered (or not idle) by `timeout` seconds after navigation is reported as
 such, with what was measured until then.
@@ -33,11 +37,13 @@ import signal
 import subprocess
 import tempfile
 import time
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 CHROMIUM = Path("/usr/bin/chromium")
+MARKER_VAR = "CSCOACH_BENCH_CHROMIUM"  # in the environment of every process of one browser
 INSTALL_HINT = "apt-get update && apt-get install -y chromium"
 
 
@@ -121,6 +127,7 @@ class Chromium:
         self.binary = binary
         self.width, self.height = width, height
         self.profile = Path(tempfile.mkdtemp(prefix="cscoach-bench-chromium-"))
+        self.marker = f"{MARKER_VAR}={uuid.uuid4().hex}"
         self.proc: subprocess.Popen[bytes] | None = None
         self.cdp: _CDP | None = None
 
@@ -160,7 +167,7 @@ class Chromium:
         log = (self.profile / "chromium.log").open("wb")
         self.proc = subprocess.Popen(
             args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            start_new_session=True,
+            start_new_session=True, env={**os.environ, MARKER_VAR: self.marker.split("=", 1)[1]},
         )  # fmt: skip
         log.close()
         port_file = self.profile / "DevToolsActivePort"
@@ -185,13 +192,14 @@ class Chromium:
         return self.cdp.call("Browser.getVersion").get("product", "?")
 
     def pids(self) -> list[int]:
-        """Every live process of this browser: its command line names our profile."""
-        needle = f"--user-data-dir={self.profile}".encode()
+        """Every live process of this browser, including the crash handlers that leave its
+        process group: they carry its marker in their environment."""
+        needle = self.marker.encode()
         found = []
         for entry in Path("/proc").iterdir():
-            if entry.name.isdigit():
+            if entry.name.isdigit() and int(entry.name) != os.getpid():
                 with contextlib.suppress(OSError):
-                    if needle in (entry / "cmdline").read_bytes():
+                    if needle in (entry / "environ").read_bytes().split(b"\0"):
                         found.append(int(entry.name))
         return found
 
@@ -211,6 +219,9 @@ class Chromium:
             for pid in self.pids():  # a helper that left the process group
                 with contextlib.suppress(ProcessLookupError, PermissionError):
                     os.kill(pid, signal.SIGKILL)
+            deadline = time.monotonic() + 10
+            while self.pids() and time.monotonic() < deadline:
+                time.sleep(0.1)
             self.proc = None
         shutil.rmtree(self.profile, ignore_errors=True)
 
@@ -260,13 +271,16 @@ def time_page(
     timeout: float = 600,
     quiet_s: float = 3.0,
     idle_timeout: float = 180.0,
+    observe_s: float = 20.0,
     data_operation: str | None = None,
     screenshot: Path | None = None,
 ) -> dict[str, Any]:
     """Open url in a fresh context and time it (see the module docstring). `data_operation`:
     a GraphQL operation whose last response before the rendered moment splits the time into
     waiting for data and work in the browser after it. The wait for idle ends at the timeout,
-    or `idle_timeout` seconds after the rendered moment was seen, whichever is first."""
+    or `idle_timeout` seconds after the rendered moment was seen, whichever is first. Once idle,
+    the page is watched on until `observe_s` after the rendered moment (polling may refetch the
+    data and redo the work): the long tasks after the idle moment are reported apart."""
     cdp = browser.cdp
     assert cdp is not None
     context = cdp.call("Target.createBrowserContext", {"disposeOnDetach": True})
@@ -278,25 +292,44 @@ def time_page(
     )["targetId"]  # fmt: skip
     session = cdp.call("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
 
-    inflight: set[str] = set()
+    inflight: dict[str, tuple[str, float]] = {}  # request id -> (url, sent at)
     network = {"changed": time.monotonic(), "requests": 0}
+
+    # The data operation's requests: the network stack's own timing of the response headers
+    # (response.timing, not held up by a busy main thread; the GraphQL result is computed by
+    # then), and when the page's side saw the headers and the last byte (CDP event times,
+    # which a busy renderer delays).
+    data_requests: dict[str, dict[str, float]] = {}
+    needle = f"op={data_operation}" if data_operation else None
 
     def on_event(message: dict[str, Any]) -> None:
         if message.get("sessionId") != session:
             return
         method, params = message["method"], message.get("params", {})
+        request_id = params.get("requestId")
+        if needle and method == "Network.requestWillBeSent":
+            if needle in params.get("request", {}).get("url", ""):
+                data_requests[request_id] = {"sent": params["timestamp"]}
+        elif request_id in data_requests and method == "Network.responseReceived":
+            data_requests[request_id]["headers"] = params["timestamp"]
+            timing = params.get("response", {}).get("timing") or {}
+            if "receiveHeadersEnd" in timing:
+                data_requests[request_id]["stack_headers_s"] = timing["receiveHeadersEnd"] / 1000
+        elif request_id in data_requests and method == "Network.loadingFinished":
+            data_requests[request_id]["done"] = params["timestamp"]
+            data_requests[request_id]["bytes"] = params.get("encodedDataLength", 0)
         if method == "Network.requestWillBeSent":
-            if params.get("type") not in ("WebSocket", "EventSource") and params.get(
-                "request", {}
-            ).get("url", "").startswith("http"):
-                inflight.add(params["requestId"])
+            # Data requests only: a script chunk asked for twice (preload, then the script)
+            # may never get its loadingFinished.
+            if params.get("type") in ("Fetch", "XHR", "Document"):
+                inflight[params["requestId"]] = (params["request"]["url"], time.monotonic())
                 network["requests"] += 1
                 network["changed"] = time.monotonic()
         elif (
             method in ("Network.loadingFinished", "Network.loadingFailed")
             and params.get("requestId") in inflight
         ):
-            inflight.discard(params["requestId"])
+            inflight.pop(params["requestId"], None)
             network["changed"] = time.monotonic()
 
     cdp.listeners.append(on_event)
@@ -317,10 +350,17 @@ def time_page(
         started = time.monotonic()
         deadline = started + timeout
         cdp.call("Page.navigate", {"url": url}, session, timeout=timeout)
-        idle = False
+        idle_state: dict[str, Any] | None = None  # the page's state when first seen idle
         seen_rendered: float | None = None
         while time.monotonic() < deadline:
-            if seen_rendered is not None and time.monotonic() > seen_rendered + idle_timeout:
+            now = time.monotonic()
+            if (
+                seen_rendered is not None
+                and idle_state is None
+                and now > seen_rendered + idle_timeout
+            ):
+                break
+            if idle_state is not None and now >= seen_rendered + observe_s:
                 break
             asked = time.monotonic()
             try:
@@ -333,11 +373,14 @@ def time_page(
                 )  # fmt: skip
             except TimeoutError:
                 break  # the main thread stayed busy past the deadline
+            except CDPError as exc:  # e.g. the renderer crashed (out of memory)
+                result["cdp_error"] = str(exc)[:300]
+                break
             answered = time.monotonic()
             value = reply.get("result", {}).get("value")
             if value:
                 state = json.loads(value)
-            if state.get("renderedAt") is not None:
+            if state.get("renderedAt") is not None and idle_state is None:
                 seen_rendered = seen_rendered or answered
                 tasks = state.get("tasks", [])
                 last_task_end = max((s + d for s, d in tasks), default=0.0)
@@ -348,13 +391,32 @@ def time_page(
                     and quiet_network >= quiet_s
                     and answered - asked < 0.5  # the page answered at once: not busy
                 ):
-                    idle = True
-                    break
+                    idle_state = state
             time.sleep(0.25)
-        result.update(_summary(state, idle, timeout, data_operation))
+        result.update(
+            _summary(idle_state or state, idle_state is not None, timeout, data_operation)
+        )
+        if idle_state is not None:
+            result.update(_after_idle(state, result["idle_s"], data_operation))
         result["wall_s"] = round(time.monotonic() - started, 2)
         result["requests"] = network["requests"]
-        result["in_flight_at_end"] = len(inflight)
+        if data_operation:
+            result[f"network_{data_operation}"] = [
+                {
+                    "network_stack_to_headers_s": round(r["stack_headers_s"], 2)
+                    if "stack_headers_s" in r
+                    else None,
+                    "page_seen_headers_s": round(r["headers"] - r["sent"], 2)
+                    if "headers" in r
+                    else None,
+                    "page_seen_last_byte_s": round(r["done"] - r["sent"], 2)
+                    if "done" in r
+                    else None,
+                    "mb": round(r.get("bytes", 0) / 1e6, 2),
+                }
+                for r in data_requests.values()
+            ]
+        result["in_flight_at_end"] = [url[:200] for url, _ in inflight.values()]
         with contextlib.suppress(TimeoutError, CDPError):
             metrics = cdp.call("Performance.getMetrics", {}, session, timeout=30)["metrics"]
             wanted = ("ScriptDuration", "TaskDuration", "LayoutDuration", "RecalcStyleDuration")
@@ -379,6 +441,25 @@ def time_page(
         with contextlib.suppress(Exception):
             cdp.call("Target.disposeBrowserContext", {"browserContextId": context_id}, timeout=30)
     return result
+
+
+def _after_idle(state: dict[str, Any], idle_s: float, data_operation: str | None) -> dict[str, Any]:
+    """What happened after the idle moment, until the page was left."""
+    since = idle_s * 1000
+    later = [(s, d) for s, d in state.get("tasks", []) if s >= since]
+    out: dict[str, Any] = {
+        "watched_until_s": round(state.get("now", 0) / 1000, 2),
+        "after_idle_long_tasks": len(later),
+        "after_idle_long_task_total_s": round(sum(d for _, d in later) / 1000, 2),
+        "after_idle_long_task_max_s": round(max((d for _, d in later), default=0) / 1000, 2),
+    }
+    if data_operation:
+        out[f"after_idle_{data_operation}_requests"] = sum(
+            1
+            for op, begin, _f, _s in state.get("graphql", [])
+            if op == data_operation and begin >= since
+        )
+    return out
 
 
 def _summary(

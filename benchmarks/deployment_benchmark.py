@@ -36,9 +36,10 @@ B. Backfill quota (`--part backfill`): `--chats` consultations seeded as an earl
    since the sliding-window limiter lets one quota's worth through at once at the start,
    which also inflates the first -> last rate of short runs). Also the limiter's own view:
    its admissions, sampled from its sliding log in Redis, the most of them in any 60 s, and
-   the delay from admission to arrival at the server. The limiter admits a request exactly
-   60 s after the one it replaces, so a few ms of jitter in that delay can put one or two
-   requests more than the quota into a 60 s window as the server counts it.
+   the delay from admission to arrival at the server. The shared limiter's window is one
+   second longer than the minute (shared_limits.WINDOW_MARGIN_MS): with an exact 60 s window,
+   the tens of ms of jitter in that delay put one or two requests more than the quota into a
+   60 s window as the server counts it.
 
 The machine this was written on has 2 cores: the daemon, webserver, code server, run workers
 and Celery workers all compete for them, so more workers cannot scale linearly there.
