@@ -109,7 +109,7 @@ instance:
 	  $(if $(DAGSTER_PG_URL),--postgres)
 
 ## worker: a Celery worker for CSCOACH_EXECUTOR=celery: make worker QUEUES=stt (transcribes),
-##      QUEUES=analysis (calls the LLM), default every queue (dagster = the light steps)
+##      QUEUES="analysis dagster" (the LLM + the light steps), default every queue
 # One comma-joined -q: celery keeps only the last of repeated -Q options.
 QUEUES ?= stt analysis dagster
 comma := ,

@@ -60,14 +60,16 @@ def restore_retired(warehouse_url: str, partitions: list[str], dagster_home: Pat
     from cscoach_pipeline.defs.retention.policy import restore_partitions
     from cscoach_pipeline.defs.warehouse.engine import utcnow, with_default_driver
 
-    store = WarehouseResource(url=warehouse_url).retention
-    if not store.retired_among(partitions):
-        store.mark_restored(partitions, utcnow())
-        return []
+    if not (dagster_home / "dagster.yaml").is_file():
+        # InstanceRef.from_dir would quietly make an empty instance there.
+        raise FileNotFoundError(
+            f"no dagster.yaml in {dagster_home}: pass the deployment's --dagster-home"
+        )
     # As `make` does for every Dagster process: a plain postgresql:// means psycopg2.
     if os.environ.get("DAGSTER_PG_URL"):
         url = with_default_driver(make_url(os.environ["DAGSTER_PG_URL"]))
         os.environ["DAGSTER_PG_URL"] = url.render_as_string(hide_password=False)
+    store = WarehouseResource(url=warehouse_url).retention
     with DagsterInstance.from_ref(InstanceRef.from_dir(str(dagster_home))) as instance:
         return restore_partitions(store, instance, partitions, utcnow())
 
@@ -129,10 +131,19 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{len(retired)} of them retired: their partitions would be registered again")
         print("\n".join(partitions))
         return 0
-    restored = restore_retired(warehouse_url, partitions, args.dagster_home)
+    try:
+        restored = restore_retired(warehouse_url, partitions, args.dagster_home)
+    except FileNotFoundError as exc:
+        print(exc, file=sys.stderr)
+        return 2
     if restored:
         print(f"registered {len(restored)} retired partitions again (partition retention)")
     backfill = launch_backfill(args.webserver, partitions, args.prompt_version)
+    # A retention tick already deleting some of them when they were marked: add them back
+    # before the backfill daemon looks (it fails a backfill whose partitions disappeared).
+    late = restore_retired(warehouse_url, partitions, args.dagster_home)
+    if late:
+        print(f"registered {len(late)} more that the retention was deleting meanwhile")
     print(f"launched backfill {backfill}: see {args.webserver}/overview/backfills/{backfill}")
     return 0
 

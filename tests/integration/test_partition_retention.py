@@ -2,8 +2,8 @@
 with CSCOACH_PARTITION_RETENTION_DAYS set (here 20 seconds), the retention sensor removes the
 partitions of settled consultations from Dagster's instance while every warehouse row and
 bucket artifact stays; `reanalyze.py` registers a retired consultation again, its backfill
-runs to the end with prompt v2 (the sensor leaves a partition alone while a backfill needs
-it), and once settled it is retired again."""
+runs to the end with prompt v2, and once settled it is retired again. (That an unfinished
+run or backfill keeps its partitions is tests/defs/retention/test_policy.py's.)"""
 
 from __future__ import annotations
 
@@ -48,7 +48,6 @@ def test_old_partitions_leave_the_instance_and_come_back_for_a_reanalysis(
         final = d.wait_for_final(keys, timeout=120)
         assert {row["status"] for row in final.values()} == {"succeeded"}, d.describe()
         ids = sorted(row["consultation_id"] for row in final.values())
-        assert live_partitions(d) >= set(ids)
         artifacts = sorted(
             p for p in d.bucket.rglob("*") if p.is_file() and "incoming" not in p.parts
         )

@@ -82,6 +82,7 @@ def _free_port() -> int:
 def webserver(tmp_path: Path, warehouse: WarehouseResource) -> Iterator[tuple[str, Path]]:
     home = tmp_path / "dagster_home"
     home.mkdir()
+    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
     port = _free_port()
     env = os.environ | {
         "DAGSTER_HOME": str(home),
@@ -123,7 +124,7 @@ def test_launches_an_asset_backfill_of_analysis_only(
     monkeypatch.setenv("CSCOACH_WAREHOUSE_URL", warehouse.url)
     code = main(
         ["--prompt-version", "v2", "--uploaded-from", "2026-11-01", "--uploaded-to",
-         "2026-11-30", "--webserver", url]
+         "2026-11-30", "--webserver", url, "--dagster-home", str(home)]
     )  # fmt: skip
     assert code == 0
     instance = DagsterInstance.from_ref(_instance_ref(home))
@@ -154,10 +155,24 @@ def test_registers_retired_partitions_in_a_postgres_instance_from_a_plain_url(
         [sys.executable, str(ROOT / "deploy" / "install_instance.py"), str(home), "--postgres"],
         check=True,
     )
-    warehouse.retention.mark_retired(["c-oct"], datetime(2026, 11, 1, tzinfo=UTC))
+    retired = datetime(2026, 11, 1, tzinfo=UTC)
+    warehouse.retention.mark_retired(["c-oct"], retired, before=retired)
     with temporary_database() as url:
+        monkeypatch.setenv("DAGSTER_PG_URL", url)
+        with DagsterInstance.from_ref(_instance_ref(home)) as instance:
+            instance.add_dynamic_partitions("consultations", ["c-dec"])
         monkeypatch.setenv("DAGSTER_PG_URL", url.replace("postgresql+psycopg2://", "postgresql://"))
         assert restore_retired(warehouse.url, ["c-oct", "c-dec"], home) == ["c-oct"]
         with DagsterInstance.from_ref(_instance_ref(home)) as instance:
-            assert instance.get_dynamic_partitions("consultations") == ["c-oct"]
+            assert sorted(instance.get_dynamic_partitions("consultations")) == ["c-dec", "c-oct"]
     assert warehouse.retention.retired_among(["c-oct", "c-dec"]) == []
+
+
+def test_refuses_a_dagster_home_without_an_instance(
+    tmp_path: Path, warehouse: WarehouseResource
+) -> None:
+    from cscoach_pipeline.reanalyze import restore_retired
+
+    with pytest.raises(FileNotFoundError, match=r"no dagster\.yaml"):
+        restore_retired(warehouse.url, ["c-oct"], tmp_path / "typo")
+    assert not (tmp_path / "typo").exists()

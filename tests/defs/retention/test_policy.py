@@ -35,7 +35,8 @@ from cscoach_pipeline.defs.warehouse import tables
 from cscoach_pipeline.defs.warehouse.resources import WarehouseResource
 from cscoach_pipeline.settings import load_settings
 
-NOW = datetime(2026, 12, 2, 12, 0, tzinfo=UTC)
+# The sensor reads the real clock: every age here is relative to it.
+NOW = datetime.now(UTC)
 CUTOFF = NOW - timedelta(days=2)
 
 
@@ -67,6 +68,7 @@ def test_only_settled_consultations_older_than_the_cutoff_are_retired(
 ) -> None:
     status(warehouse, "old-ok", "succeeded", 5)
     status(warehouse, "older-failed", "failed", 9, failure_kind="input")
+    status(warehouse, "old-failed-no-kind", "failed", 8)  # e.g. an admission failure
     status(warehouse, "old-no-speech", "no_speech", 3)
     status(warehouse, "recent-ok", "succeeded", 1)
     status(warehouse, "old-processing", "processing", 5)
@@ -80,10 +82,12 @@ def test_only_settled_consultations_older_than_the_cutoff_are_retired(
     store = warehouse.retention
     retired = partitions_to_retire(store, instance, before=CUTOFF, limit=100)
     # Oldest first; a gave-up outage is final, a pending one is not.
-    assert retired == ["older-failed", "old-ok", "old-gave-up", "old-no-speech"]
+    assert retired == [
+        "older-failed", "old-failed-no-kind", "old-ok", "old-gave-up", "old-no-speech",
+    ]  # fmt: skip
     assert partitions_to_retire(store, instance, before=CUTOFF, limit=2) == [
         "older-failed",
-        "old-ok",
+        "old-failed-no-kind",
     ]
 
 
@@ -93,7 +97,7 @@ def test_retired_ones_are_not_retired_again_until_registered_again(
     status(warehouse, "a", "succeeded", 5)
     status(warehouse, "b", "succeeded", 4)
     store = warehouse.retention
-    store.mark_retired(["a", "b"], datetime.now(UTC) - timedelta(minutes=1))
+    assert store.mark_retired(["a", "b"], NOW - timedelta(minutes=1), before=CUTOFF) == ["a", "b"]
     assert store.retirable(before=CUTOFF, limit=10) == []
     assert store.retired_among(["a", "b", "c"]) == ["a", "b"]
 
@@ -106,19 +110,22 @@ def test_retired_ones_are_not_retired_again_until_registered_again(
 def test_a_reanalysis_registers_the_retired_partitions_again_and_keeps_them(
     warehouse: WarehouseResource, instance: DagsterInstance
 ) -> None:
-    for cid in ("a", "b", "c"):
+    for cid in ("a", "b", "c", "d"):
         status(warehouse, cid, "succeeded", 5)
-    instance.add_dynamic_partitions(consultation_partitions.name, ["c"])  # never retired
+    # c was never retired; d is marked retired but Dagster has not deleted it yet.
+    instance.add_dynamic_partitions(consultation_partitions.name, ["c", "d"])
     store = warehouse.retention
-    store.mark_retired(["a", "b"], NOW - timedelta(days=1))
+    store.mark_retired(["a", "b", "d"], NOW - timedelta(days=1), before=CUTOFF)
 
-    restored = restore_partitions(store, instance, ["a", "c"], NOW)
-    assert restored == ["a"]
-    assert set(instance.get_dynamic_partitions(consultation_partitions.name)) == {"a", "c"}
-    assert store.retired_among(["a", "b", "c"]) == ["b"]
-    # Both are kept for another period: not retirable before the reanalysis settles.
+    restored = restore_partitions(store, instance, ["a", "c", "d"], NOW)
+    assert restored == ["a"]  # what the instance lacks, whatever the warehouse recorded
+    assert set(instance.get_dynamic_partitions(consultation_partitions.name)) == {"a", "c", "d"}
+    assert store.retired_among(["a", "b", "c", "d"]) == ["b"]
+    # All three are kept for another period: not retirable before the reanalysis settles.
     assert store.retirable(before=CUTOFF, limit=10) == []
-    assert store.retirable(before=NOW + timedelta(days=3), limit=10) == ["a", "c"]
+    assert set(store.retirable(before=NOW + timedelta(days=3), limit=10)) == {"a", "c", "d"}
+    # A retirement selected before the reanalysis claimed them is not recorded for them.
+    assert store.mark_retired(["a", "b", "c"], NOW, before=CUTOFF) == ["b"]
 
 
 def test_unfinished_runs_and_backfills_keep_their_partitions(

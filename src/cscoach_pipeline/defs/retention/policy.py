@@ -54,20 +54,24 @@ def partitions_to_retire(
     store: RetentionStore, instance: DagsterInstance, *, before: datetime, limit: int
 ) -> list[str]:
     """Up to `limit` partitions of consultations settled before `before`, oldest first,
-    skipping any an unfinished run or backfill still needs."""
+    skipping any an unfinished run or backfill needs, read before and after the selection
+    so one launched meanwhile counts too."""
     busy = busy_partitions(instance)
     candidates = store.retirable(before=before, limit=limit + len(busy))
+    busy |= busy_partitions(instance)
     return [key for key in candidates if key not in busy][:limit]
 
 
 def restore_partitions(
     store: RetentionStore, instance: DagsterInstance, ids: list[str], now: datetime
 ) -> list[str]:
-    """Register `ids` as partitions again where the retention removed them, and keep all of
-    them for another retention period (a reanalysis is about to run over them). Returns the
-    ids that were registered again."""
-    retired = store.retired_among(ids)
-    if retired:
-        instance.add_dynamic_partitions(consultation_partitions.name, retired)
+    """Keep `ids` for another retention period (a reanalysis is about to run over them),
+    then register again those the instance lacks. The mark comes first, so a retention
+    tick from now on leaves them alone; the instance, not the warehouse's record, says which
+    are missing. Returns the ids registered again."""
     store.mark_restored(ids, now)
-    return retired
+    present = set(instance.get_dynamic_partitions(consultation_partitions.name))
+    missing = [key for key in ids if key not in present]
+    if missing:
+        instance.add_dynamic_partitions(consultation_partitions.name, missing)
+    return missing

@@ -45,9 +45,12 @@ def build_retention_sensor(
         keys = partitions_to_retire(store, context.instance, before=before, limit=batch)
         if not keys:
             return SkipReason(f"no partition settled before {before:%Y-%m-%d %H:%M:%S} UTC")
-        # Recorded first: a tick that dies before Dagster deletes them leaves partitions
-        # that are live but marked retired, which only means a reanalysis re-adds them.
-        store.mark_retired(keys, now)
+        # Recorded first, and only for keys a reanalysis has not claimed since they were
+        # selected. A tick that dies before Dagster deletes them leaves live partitions
+        # marked retired: harmless, a reanalysis asks the instance what is missing.
+        keys = store.mark_retired(keys, now, before=before)
+        if not keys:
+            return SkipReason("every selected partition was claimed by a reanalysis")
         context.log.info(f"retiring {len(keys)} partitions settled before {before:%Y-%m-%d} UTC")
         return SensorResult(
             dynamic_partitions_requests=[consultation_partitions.build_delete_request(keys)]

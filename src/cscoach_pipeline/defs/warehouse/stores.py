@@ -10,7 +10,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import Engine, Table, and_, or_, select
+from sqlalchemy import Engine, Table, and_, func, or_, select
 
 from cscoach_pipeline.defs.recovery.policy import FINAL_STATUSES, GAVE_UP, REQUEUABLE_STATUSES
 from cscoach_pipeline.defs.warehouse import tables
@@ -298,8 +298,11 @@ class RetentionStore(TableAccess):
         """Live consultations settled before `before`, oldest first: final status, no retry
         pending, not registered again for a reanalysis since `before`."""
         s, r = tables.consultation_status.c, tables.partition_retention.c
+        # coalesce: a failed row without a kind or an error is final, not unknown (NULL).
         pending_outage = and_(
-            s.status == "failed", s.failure_kind == "outage", s.error.not_like(f"%{GAVE_UP}%")
+            s.status == "failed",
+            func.coalesce(s.failure_kind, "") == "outage",
+            func.coalesce(s.error, "").not_like(f"%{GAVE_UP}%"),
         )
         query = (
             select(s.consultation_id)
@@ -340,28 +343,51 @@ class RetentionStore(TableAccess):
                 found.extend(conn.execute(query).scalars())
         return sorted(found)
 
-    def mark_retired(self, ids: Sequence[str], at: datetime) -> None:
-        self._stamp(ids, retired_at=at)
-
-    def mark_restored(self, ids: Sequence[str], at: datetime) -> None:
-        self._stamp(ids, restored_at=at)
-
-    def _stamp(self, ids: Sequence[str], **values: datetime) -> None:
-        """Set one column for many consultations in one transaction, inserting missing rows."""
+    def mark_retired(self, ids: Sequence[str], at: datetime, *, before: datetime) -> list[str]:
+        """Record the retirement of those of `ids` not registered again for a reanalysis
+        since `before` (one may have been, since they were selected); returns those."""
         r = tables.partition_retention
-        values = _utc_values(values)
+        at, before = (value.astimezone(UTC) for value in (at, before))
+        kept: list[str] = []
         with self.engine.begin() as conn:
             for start in range(0, len(ids), _CHUNK):
                 chunk = list(ids[start : start + _CHUNK])
-                conn.execute(r.update().where(r.c.consultation_id.in_(chunk)).values(**values))
-                present = set(
+                restored = set(
                     conn.execute(
-                        select(r.c.consultation_id).where(r.c.consultation_id.in_(chunk))
+                        select(r.c.consultation_id).where(
+                            r.c.consultation_id.in_(chunk), r.c.restored_at >= before
+                        )
                     ).scalars()
                 )
-                missing = [{"consultation_id": i, **values} for i in chunk if i not in present]
-                if missing:
-                    conn.execute(r.insert(), missing)
+                chunk = [i for i in chunk if i not in restored]
+                self._upsert(conn, chunk, retired_at=at)
+                kept.extend(chunk)
+        return kept
+
+    def mark_restored(self, ids: Sequence[str], at: datetime) -> None:
+        with self.engine.begin() as conn:
+            for start in range(0, len(ids), _CHUNK):
+                self._upsert(conn, list(ids[start : start + _CHUNK]), restored_at=at)
+
+    def _upsert(self, conn: Any, ids: list[str], **values: datetime) -> None:
+        """Set one column for `ids`, inserting missing rows, atomically (INSERT ... ON
+        CONFLICT), so the sensor and a reanalysis stamping the same new ids cannot clash."""
+        if not ids:
+            return
+        if self.engine.dialect.name == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert
+        else:
+            from sqlalchemy.dialects.sqlite import insert
+        values = _utc_values(values)
+        statement = insert(tables.partition_retention).values(
+            [{"consultation_id": i, **values} for i in ids]
+        )
+        conn.execute(
+            statement.on_conflict_do_update(
+                index_elements=["consultation_id"],
+                set_={name: statement.excluded[name] for name in values},
+            )
+        )
 
 
 class ResultStore(TableAccess):
