@@ -43,6 +43,15 @@ def seed(
 ) -> tuple[BucketResource, WarehouseResource]:
     bucket = BucketResource(url=(root / "bucket").as_uri())
     warehouse = WarehouseResource(url=f"sqlite:///{root / 'warehouse.db'}")
+    seed_consultations(bucket, warehouse, instance, count)
+    return bucket, warehouse
+
+
+def seed_consultations(
+    bucket: BucketResource, warehouse: WarehouseResource, instance: DagsterInstance, count: int
+) -> list[str]:
+    """`count` chats as an earlier pass leaves them: a redacted transcript in the bucket,
+    inventory, status and consultation rows, and a partition each. Returns their ids."""
     now = datetime.now(tz=UTC)
     keys = [f"bench-{i:05d}" for i in range(count)]
     inventory, statuses, consultations = [], [], []
@@ -68,7 +77,7 @@ def seed(
         )  # fmt: skip
         consultations.append(
             {"consultation_id": key, "source_key": source_key, "file_type": "text",
-             "updated_at": now}
+             "uploaded_at": now, "updated_at": now}
         )  # fmt: skip
         statuses.append(
             {"consultation_id": key, "source_key": source_key, "status": "succeeded",
@@ -78,7 +87,7 @@ def seed(
     warehouse.rows.write_many(tables.consultation_status, statuses)
     warehouse.rows.write_many(tables.consultations, consultations)
     instance.add_dynamic_partitions(consultation_partitions.name, keys)
-    return bucket, warehouse
+    return keys
 
 
 def run(count: int, latency_s: float, rpm: float, concurrency: int) -> dict[str, Any]:

@@ -67,7 +67,6 @@ import io
 import itertools
 import json
 import os
-import signal
 import statistics
 import subprocess
 import sys
@@ -82,7 +81,8 @@ from typing import Any
 
 import yaml
 
-from benchmarks.results import RESULTS_DIR, save_results
+from benchmarks.results import RESULTS_DIR, save_results, summarize
+from tests.support.celery import start_worker, stop_worker
 from tests.support.daemon import DagsterDeployment, RunInfo
 from tests.support.media_factory import Line, dialogue_tracks, write_wav
 from tests.support.postgres import temporary_database
@@ -151,28 +151,10 @@ def celery_workers(d: DagsterDeployment, count: int, queues: list[str]) -> Itera
     each on `queues` with --concurrency=1, ready (connected to the broker) when yielded;
     stopped (SIGTERM, then SIGKILL) on exit. They carry the deployment's marker, so its
     close() would also catch any straggler."""
-    bin_dir = Path(sys.executable).parent
-    env = {**d.env, "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"}
     workers: list[tuple[Path, subprocess.Popen[bytes]]] = []
     try:
         for index in range(count):
-            log = d.logs / f"worker-{index}.log"
-            command = [
-                str(bin_dir / "dagster-celery"), "worker", "start", "-A", "dagster_celery.app",
-                "-y", str(ROOT / "deploy" / "celery.yaml"), "-n", f"bench{index}@%h",
-                "-q", ",".join(queues),  # one comma-joined -q: celery keeps only the last
-                "--", "--concurrency=1",
-            ]  # fmt: skip
-            with log.open("ab") as out:
-                worker = subprocess.Popen(
-                    command,
-                    cwd=ROOT,
-                    env=env,
-                    stdin=subprocess.DEVNULL,
-                    stdout=out,
-                    stderr=subprocess.STDOUT,
-                    start_new_session=True,
-                )
+            log, worker = start_worker(d, f"bench{index}", queues)
             workers.append((log, worker))
         for log, worker in workers:
             d.wait_for(
@@ -189,15 +171,7 @@ def celery_workers(d: DagsterDeployment, count: int, queues: list[str]) -> Itera
         raise
     finally:
         for _, worker in workers:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(worker.pid, signal.SIGTERM)
-        for _, worker in workers:
-            try:
-                worker.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(worker.pid, signal.SIGKILL)
-                worker.wait(timeout=10)
+            stop_worker(worker)
 
 
 def _worker_ready(log: Path, worker: subprocess.Popen[bytes]) -> bool:
@@ -205,16 +179,6 @@ def _worker_ready(log: Path, worker: subprocess.Popen[bytes]) -> bool:
         tail = "\n".join(log.read_text(errors="replace").splitlines()[-30:])
         raise RuntimeError(f"celery worker exited (code {worker.returncode}):\n{tail}")
     return log.exists() and " ready." in log.read_text(errors="replace")
-
-
-def _summary(values: list[float]) -> dict[str, float] | None:
-    if not values:
-        return None
-    return {
-        "median": round(statistics.median(values), 2),
-        "max": round(max(values), 2),
-        "n": len(values),
-    }
 
 
 def _median(summary: dict[str, float] | None) -> float | None:
@@ -327,16 +291,16 @@ def run_stats(d: DagsterDeployment, runs: list[RunInfo]) -> dict[str, Any]:
         overhead.append(run_wall - sum(durations))
         steps_per_run.append(len(steps))
     return {
-        "queue_wait_s": _summary(queued),
-        "run_launch_s": _summary(launch),
-        "run_wall_s": _summary(wall),
-        "in_run_overhead_s": _summary(overhead),
+        "queue_wait_s": summarize(queued),
+        "run_launch_s": summarize(launch),
+        "run_wall_s": summarize(wall),
+        "in_run_overhead_s": summarize(overhead),
         # Where the in-run overhead goes: before the first step, between steps (with Celery:
         # task dispatch, a free worker, the worker loading the job), after the last one.
-        "run_start_to_first_step_s": _summary(first_step),
-        "between_steps_s": _summary(between),
-        "last_step_to_run_end_s": _summary(after_last),
-        "stt_step_s": _summary(stt),
+        "run_start_to_first_step_s": summarize(first_step),
+        "between_steps_s": summarize(between),
+        "last_step_to_run_end_s": summarize(after_last),
+        "stt_step_s": summarize(stt),
         "steps_per_run": sorted(set(steps_per_run)),
         "step_keys": sorted(step_keys),
         "steps_without_end_or_status": incomplete,
@@ -382,7 +346,7 @@ def throughput_config(
         "consultations_per_hour": (
             round(len(succeeded) / makespan * 3600, 1) if makespan else None
         ),
-        "drop_to_final_s": _summary([finished[k] - dropped[k] for k in finished]),
+        "drop_to_final_s": summarize([finished[k] - dropped[k] for k in finished]),
         "runs": len(runs),
         **stats,
     }
@@ -403,7 +367,7 @@ def throughput(files: int, chats: int, configs: list[str]) -> dict[str, Any]:
         "batch": {
             "recordings": len(audio),
             "chats": chats,
-            "audio_s": {"total": round(sum(audio), 1), **(_summary(audio) or {})},
+            "audio_s": {"total": round(sum(audio), 1), **(summarize(audio) or {})},
         },
         "instance": "deploy/dagster.yaml (max_concurrent_runs 2) + PostgreSQL storage; "
         "warehouse on PostgreSQL; analyzer local-rules",
@@ -456,6 +420,7 @@ def seed_analysed(d: DagsterDeployment, count: int) -> list[str]:
     reanalysis replaces. Returns the consultations `reanalyze` selects."""
     from dagster import DagsterInstance
 
+    from benchmarks.backfill_benchmark import seed_consultations
     from cscoach_pipeline.definitions import build_defs
     from cscoach_pipeline.defs.analysis.assets import BACKFILL_PARTITIONS_PER_RUN
     from cscoach_pipeline.defs.analysis.prompts import PROMPT_VERSION_TAG
@@ -463,50 +428,13 @@ def seed_analysed(d: DagsterDeployment, count: int) -> list[str]:
     from cscoach_pipeline.defs.ingest.resources import BucketResource
     from cscoach_pipeline.defs.jobs import reanalyze_consultations_job
     from cscoach_pipeline.defs.partitions import consultation_partitions
-    from cscoach_pipeline.defs.privacy.redaction import TRANSCRIPT_ARTIFACT
-    from cscoach_pipeline.defs.speech.transcript import Segment, Speaker, Transcript
-    from cscoach_pipeline.defs.warehouse import tables
     from cscoach_pipeline.defs.warehouse.resources import WarehouseResource
     from cscoach_pipeline.reanalyze import select_consultations
     from cscoach_pipeline.settings import Settings
 
     bucket = BucketResource(url=d.bucket.as_uri())
     warehouse = WarehouseResource(url=d.warehouse_url)
-    now = datetime.now(tz=UTC)
-    keys = [f"bench-{i:05d}" for i in range(count)]
-    inventory, statuses, consultations = [], [], []
-    for i, key in enumerate(keys):
-        transcript = Transcript(
-            segments=[
-                Segment(start_s=0, end_s=3, speaker=Speaker.AGENT, text="Hello, how can I help?"),
-                Segment(start_s=3.5, end_s=6, speaker=Speaker.CUSTOMER, text=f"Order {i} is late."),
-                Segment(start_s=6.5, end_s=9, speaker=Speaker.AGENT, text="Sorry, I fixed it."),
-            ],
-            language="en",
-            duration_s=9,
-            source="text",
-        )
-        bucket.artifacts(key).write_json(TRANSCRIPT_ARTIFACT, transcript.model_dump(mode="json"))
-        source_key = f"incoming/{key}.txt"
-        inventory.append(
-            {
-                "source_key": source_key, "consultation_id": key, "version_token": "seed",
-                "size_bytes": 1, "fingerprint": key, "version": 1, "state": "active",
-                "first_seen_at": now, "updated_at": now,
-            }
-        )  # fmt: skip
-        consultations.append(
-            {"consultation_id": key, "source_key": source_key, "file_type": "text",
-             "uploaded_at": now, "updated_at": now}
-        )  # fmt: skip
-        statuses.append(
-            {"consultation_id": key, "source_key": source_key, "status": "succeeded",
-             "updated_at": now}
-        )  # fmt: skip
-    warehouse.rows.write_many(tables.bucket_objects, inventory)
-    warehouse.rows.write_many(tables.consultation_status, statuses)
-    warehouse.rows.write_many(tables.consultations, consultations)
-    d.instance.add_dynamic_partitions(consultation_partitions.name, keys)
+    keys = seed_consultations(bucket, warehouse, d.instance, count)
 
     analyzer = AnalyzerResource(analyzer="local-rules", max_concurrent=4)
     settings = Settings(bucket_url=bucket.url, warehouse_url=warehouse.url, analyzer="local-rules")
@@ -584,7 +512,7 @@ def admission_figures(admitted: list[float], arrivals: list[float]) -> dict[str,
     return {
         "limiter_admissions": len(admitted),
         "limiter_max_in_any_60s": max(windows_60s(admitted)),
-        "admission_to_arrival_s": _summary(lags),
+        "admission_to_arrival_s": summarize(lags),
     }
 
 
@@ -695,7 +623,7 @@ def backfill(
         "backfill_status": status,
         "runs": len(runs),
         "failed_runs": sum(r.status != "SUCCESS" for r in runs),
-        "run_wall_s": _summary(run_walls),
+        "run_wall_s": summarize(run_walls),
         "analyses_v2_written": written,
         "launch_to_done_s": round(finished - launched, 1),
         "first_request_after_launch_s": round(min(times) - launched, 1) if times else None,

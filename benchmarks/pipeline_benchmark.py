@@ -19,7 +19,6 @@ import argparse
 import os
 import shutil
 import signal
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -29,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.results import save_results
+from benchmarks.results import save_results, summarize
 from cscoach_pipeline.defs.speech.engines import FasterWhisperEngine, OpenAIWhisperEngine
 from cscoach_pipeline.defs.speech.engines.models import bundled_model_path
 from cscoach_pipeline.defs.speech.media import read_wav
@@ -176,7 +175,7 @@ def drop_to_rows(recordings: dict[str, Path], files: int, port: int) -> dict[str
             "single_file_drop_to_rows_s": round(single_latency, 1) if single_latency else None,
             "batch_files": files,
             "statuses": {k: v[0] for k, v in done.items()},
-            "drop_to_rows_s": _summary(list(latencies.values())),
+            "drop_to_rows_s": summarize(list(latencies.values())),
             "all_rows_after_s": round(max(latencies.values()), 1) if latencies else None,
             **overhead,
         }
@@ -271,20 +270,10 @@ def _run_overheads(home: Path) -> dict[str, Any]:
             in_run.append(end - events[DagsterEventType.RUN_START] - step_total)
             outside.append(end - events[DagsterEventType.RUN_STARTING] - work)
     return {
-        "queue_wait_s": _summary(queued),
-        "run_launch_s": _summary(launch),
-        "in_run_overhead_s": _summary(in_run),
-        "outside_stt_and_analysis_s": _summary(outside),
-    }
-
-
-def _summary(values: list[float]) -> dict[str, float] | None:
-    if not values:
-        return None
-    return {
-        "median": round(statistics.median(values), 2),
-        "max": round(max(values), 2),
-        "n": len(values),
+        "queue_wait_s": summarize(queued),
+        "run_launch_s": summarize(launch),
+        "in_run_overhead_s": summarize(in_run),
+        "outside_stt_and_analysis_s": summarize(outside),
     }
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import statistics
 from pathlib import Path
 from typing import Any
 
@@ -16,3 +17,14 @@ def save_results(name: str, results: Any, *, echo: bool = True) -> Path:
     if echo:
         print(json.dumps(results, indent=2))
     return path
+
+
+def summarize(values: list[float]) -> dict[str, float] | None:
+    """Median, max and count of a measurement, rounded for the tables; None when empty."""
+    if not values:
+        return None
+    return {
+        "median": round(statistics.median(values), 2),
+        "max": round(max(values), 2),
+        "n": len(values),
+    }

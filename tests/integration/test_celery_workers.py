@@ -18,7 +18,6 @@ import contextlib
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,6 +28,7 @@ import yaml
 from sqlalchemy import text
 
 from cscoach_pipeline.shared_limits import redis_client
+from tests.support.celery import start_worker, stop_worker
 from tests.support.daemon import DagsterDeployment, deployment
 from tests.support.postgres import temporary_database
 
@@ -51,31 +51,13 @@ WORKERS: dict[Path, subprocess.Popen[bytes]] = {}  # by log file, for the kill t
 
 @contextlib.contextmanager
 def celery_worker(d: DagsterDeployment, name: str, queues: list[str]) -> Iterator[Path]:
-    log = d.logs / f"worker-{name}.log"
-    bin_dir = Path(sys.executable).parent
-    command = [
-        str(bin_dir / "dagster-celery"), "worker", "start", "-A", "dagster_celery.app",
-        "-y", str(REPO_ROOT / "deploy" / "celery.yaml"), "-n", f"{name}@%h",
-        # One comma-joined -q: celery keeps only the last of repeated -Q options.
-        "-q", ",".join(queues),
-        "--", "--concurrency=1",
-    ]  # fmt: skip
-    env = {**d.env, "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"}
-    with log.open("ab") as out:
-        worker = subprocess.Popen(
-            command, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-        )
+    log, worker = start_worker(d, name, queues)
     WORKERS[log] = worker
     try:
         yield log
     finally:
         WORKERS.pop(log, None)
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(worker.pid, signal.SIGTERM)
-        try:
-            worker.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(worker.pid, signal.SIGKILL)
+        stop_worker(worker)
 
 
 @pytest.fixture
