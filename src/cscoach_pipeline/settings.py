@@ -75,6 +75,18 @@ class Settings(BaseSettings):
     whisper_model: str = ""
     whisper_language: str = ""
     agent_channel: int = Field(default=0, ge=0, le=1)
+    stt_device: Literal["auto", "cpu", "cuda"] = "auto"
+    stt_compute_type: str = "int8"
+    stt_beam_size: int = Field(default=5, ge=1)
+    # 0 = auto: the cores shared by the STT steps that run at once (defs/speech/sizing.py).
+    stt_cpu_threads: int = Field(default=0, ge=0)
+    stt_concurrency: int = Field(default=0, ge=0)
+    # 0 = auto by model and device (engines/base.py auto_batch_size); 1 = never batch.
+    stt_batch_size: int = Field(default=0, ge=0)
+    stt_batch_beam_size: int = Field(default=1, ge=1)
+    stt_batch_min_audio_s: float = Field(default=60.0, ge=0)
+    # The Dagster instance's home: its dagster.yaml says how many runs go at once.
+    dagster_home: Path | None = Field(default=None, validation_alias=_env("DAGSTER_HOME"))
 
     # Analysis. An empty analyzer means Gemini when GEMINI_API_KEY is set, else local rules.
     analyzer: str = ""
@@ -98,6 +110,7 @@ class Settings(BaseSettings):
 
     # The bucket sensor.
     settle_seconds: float = Field(default=10.0, ge=0)
+    settle_recheck_s: float = Field(default=1.0, ge=0, le=10)
     sensor_interval_s: int = Field(default=10, ge=1)
     max_runs_per_tick: int = Field(default=200, ge=1)
     # Seconds of hashing/recording work per tick, well inside Dagster's 60 s limit.
@@ -147,6 +160,11 @@ class Settings(BaseSettings):
         "max_chat_chars",
         "gemini_max_concurrency",
         "agent_channel",
+        "stt_beam_size",
+        "stt_cpu_threads",
+        "stt_concurrency",
+        "stt_batch_size",
+        "stt_batch_beam_size",
         mode="before",
     )
     @classmethod

@@ -1,13 +1,16 @@
 """Proves the bucket sensor's contract on a real folder bucket and a real Dagster instance:
 one partition and one run per new consultation, stable safe partition keys, partial uploads
-and still-changing files wait, unsupported files are rejected with a reason and no run,
-identical content is never processed twice, changed content is a new version, deletions are
-noticed, and the cursor stays small. No speech-to-text runs here."""
+and files still being written wait (a new file whose size and mtime hold for the tick's
+second look is admitted in that tick; an empty one waits a tick), unsupported files are
+rejected with a reason and no run, identical content is never processed twice, changed
+content is a new version, deletions are noticed, and the cursor stays small. No
+speech-to-text runs here."""
 
 from __future__ import annotations
 
 import json
 import os
+import threading
 import time
 
 import pytest
@@ -71,12 +74,55 @@ def test_unsupported_type_is_rejected_with_reason_and_no_run(harness: PipelineHa
 def test_file_still_being_written_waits_until_it_settles(harness: PipelineHarness) -> None:
     harness.settle_seconds = 3600
     path = harness.drop("growing.txt", CHAT)
-    assert harness.tick() == []  # first sight of a fresh file: wait
-    with path.open("ab") as handle:
-        handle.write(b"Agent: one more line\n")
-    assert harness.tick() == []  # it changed since: still being written
-    requests = harness.tick()  # unchanged for a whole tick: settled
+    stop = threading.Event()
+
+    def keep_writing() -> None:  # a slow copy: a line every 0.2 s
+        while not stop.wait(0.2):
+            with path.open("ab") as handle:
+                handle.write(b"Agent: one more line\n")
+
+    writer = threading.Thread(target=keep_writing)
+    writer.start()
+    try:
+        assert harness.tick() == []  # it changed during the tick's second look: wait
+        assert harness.tick() == []  # and again
+    finally:
+        stop.set()
+        writer.join()
+    # The copy is done: size and mtime hold for the tick's second look, admitted at once.
+    requests = harness.tick()
     assert [r.tags["cscoach/source_key"] for r in requests] == ["incoming/growing.txt"]
+
+
+def test_a_complete_new_file_is_admitted_in_its_first_tick(harness: PipelineHarness) -> None:
+    harness.settle_seconds = 3600
+    harness.drop("done.txt", CHAT)
+
+    requests = harness.tick()
+
+    assert [r.tags["cscoach/source_key"] for r in requests] == ["incoming/done.txt"]
+
+
+def test_without_the_second_look_a_new_file_waits_a_tick(harness: PipelineHarness) -> None:
+    harness.settle_seconds = 3600
+    harness.drop("done.txt", CHAT)
+    harness.drop("empty.txt", b"")  # an empty file may be a copy not started: never early
+
+    assert harness.tick(settle_recheck_s=0) == []  # first sight: wait
+    requests = harness.tick(settle_recheck_s=0)  # unchanged for a whole tick: settled
+    assert sorted(r.tags["cscoach/source_key"] for r in requests) == [
+        "incoming/done.txt", "incoming/empty.txt",
+    ]  # fmt: skip
+
+
+def test_an_empty_new_file_waits_a_tick_even_with_the_second_look(
+    harness: PipelineHarness,
+) -> None:
+    harness.settle_seconds = 3600
+    harness.drop("empty.txt", b"")
+
+    assert harness.tick() == []
+    assert len(harness.tick()) == 1  # then it fails in its run as empty, with its reason
 
 
 def test_identical_content_is_not_processed_twice(harness: PipelineHarness) -> None:

@@ -87,8 +87,14 @@ def fake_libraries(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[Any]]:
         def __init__(self, model: str, **kwargs: Any) -> None:
             loaded["faster-whisper"].append((model, kwargs))
 
+    class FakeBatchedPipeline:  # stands in for faster_whisper.BatchedInferencePipeline
+        def __init__(self, model: FakeWhisperModel) -> None:
+            loaded["faster-whisper-batched"].append(model)
+
+    loaded["faster-whisper-batched"] = []
     faster = ModuleType("faster_whisper")
     faster.WhisperModel = FakeWhisperModel  # type: ignore[attr-defined]
+    faster.BatchedInferencePipeline = FakeBatchedPipeline  # type: ignore[attr-defined]
     whisper = ModuleType("whisper")
 
     def load_model(model: str, **kwargs: Any) -> SimpleNamespace:
@@ -121,14 +127,54 @@ def test_a_downloaded_model_is_loaded_and_recorded_by_its_name(
 
 def test_faster_whisper_gets_the_resource_settings(fake_libraries: dict[str, list[Any]]) -> None:
     built = create_engine(
-        "faster-whisper", EngineSettings(model="small", compute_type="float32", beam_size=2)
-    )
+        "faster-whisper",
+        EngineSettings(
+            model="small", compute_type="float32", beam_size=2, device="cpu", cpu_threads=3,
+            batch_size=4, batch_beam_size=2, batch_min_audio_s=30.0,
+        ),
+    )  # fmt: skip
 
     assert isinstance(built, FasterWhisperEngine)
-    assert built.beam_size == 2
+    assert (built.beam_size, built.batch_size, built.batch_beam_size) == (2, 4, 2)
     assert fake_libraries["faster-whisper"] == [
-        ("small", {"device": "cpu", "compute_type": "float32"})
+        ("small", {"device": "cpu", "compute_type": "float32", "cpu_threads": 3})
     ]
+    assert len(fake_libraries["faster-whisper-batched"]) == 1
+    assert built.decoding_for(29.9) == "sequential"
+    assert built.decoding_for(30.0) == "batched"
+
+
+@pytest.mark.parametrize(
+    ("model", "device", "expected"),
+    [("small", "cpu", 8), ("large-v3-turbo", "cpu", 8), ("tiny.en", "cpu", 1),
+     ("tiny", "cpu", 1), ("tiny.en", "cuda", 16), ("small", "cuda", 16)],
+)  # fmt: skip
+def test_auto_batch_size_batches_all_but_tiny_on_cpu(
+    model: str, device: str, expected: int, fake_libraries: dict[str, list[Any]]
+) -> None:
+    built = create_engine("faster-whisper", EngineSettings(model=model, device=device))
+
+    assert built.batch_size == expected
+    assert (len(fake_libraries["faster-whisper-batched"]) == 1) == (expected > 1)
+    assert built.decoding_for(3600.0) == ("batched" if expected > 1 else "sequential")
+
+
+def test_batching_off_decodes_every_length_sequentially(
+    fake_libraries: dict[str, list[Any]],
+) -> None:
+    built = create_engine("faster-whisper", EngineSettings(model="small", batch_size=1))
+
+    assert fake_libraries["faster-whisper-batched"] == []
+    assert built.decoding_for(3600.0) == "sequential"
+
+
+def test_auto_device_is_the_cpu_without_a_visible_gpu(
+    fake_libraries: dict[str, list[Any]],
+) -> None:
+    built = create_engine("faster-whisper", EngineSettings(model="small"))
+
+    assert built.device == "cpu"  # this machine has no GPU
+    assert fake_libraries["faster-whisper"][0][1]["device"] == "cpu"
 
 
 def test_openai_whisper_gets_the_resource_settings(fake_libraries: dict[str, list[Any]]) -> None:
@@ -136,6 +182,7 @@ def test_openai_whisper_gets_the_resource_settings(fake_libraries: dict[str, lis
 
     assert isinstance(built, OpenAIWhisperEngine)
     assert built.beam_size == 3
+    assert built.cpu_threads == 0
     assert fake_libraries["openai-whisper"] == [("small", {"device": "cpu"})]
 
 

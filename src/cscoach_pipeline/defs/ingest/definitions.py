@@ -40,6 +40,7 @@ def resources(settings: Settings) -> dict[str, Any]:
                 key=dg.EnvVar("SUPABASE_SERVICE_ROLE_KEY") if settings.supabase_key else None,
             ),
             settle_seconds=settings.settle_seconds,
+            settle_recheck_s=settings.settle_recheck_s,
             max_runs_per_tick=settings.max_runs_per_tick,
             tick_budget_s=settings.sensor_tick_budget_s,
             list_budget_s=settings.sensor_list_budget_s,

@@ -46,6 +46,11 @@ class BucketResource(ConfigurableResource):
     settle_seconds: float = Field(
         default=10.0, description="a new file is admitted once unchanged this long"
     )
+    settle_recheck_s: float = Field(
+        default=1.0,
+        description="a younger file unchanged after this many seconds (same size and mtime) "
+        "is admitted in the same tick; 0 = wait for settle_seconds (folder store only)",
+    )
     max_runs_per_tick: int = Field(
         default=200, description="runs one sensor tick requests at most; the rest wait a tick"
     )

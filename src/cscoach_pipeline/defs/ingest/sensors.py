@@ -98,6 +98,7 @@ class BucketScanner:
         self.store = bucket.store()
         self.bucket = bucket
         self.settle = timedelta(seconds=bucket.settle_seconds)
+        self.recheck_s = bucket.settle_recheck_s
         self.budget = bucket.max_runs_per_tick
         self.started = time.monotonic()
         self.tick_budget_s = bucket.tick_budget_s
@@ -127,6 +128,8 @@ class BucketScanner:
             listed_at + MIN_ADMISSION_S,
         )
         plan.counts["listed"] = len(objects)
+        # New files still young: looked at again once at the end of this tick (folder store).
+        recheck: list[tuple[StoredObject, str, KnownObject | None]] = []
         for obj in objects:
             # A sidecar (added or edited) is part of its consultation's version.
             sidecar = sidecars.get(obj.key) or sidecars.get(
@@ -136,42 +139,19 @@ class BucketScanner:
             known = self.known.get(obj.key)
             if known and known.state != "deleted" and known.version_token == token:
                 continue
-            settled = previously_pending.get(cursor_key(obj.key)) == token or (
-                now - obj.modified >= self.settle
+            settled = (
+                self.store.listed_objects_are_complete
+                or previously_pending.get(cursor_key(obj.key)) == token
+                or now - obj.modified >= self.settle
             )
             if not settled:
-                # Still being written: look again next tick.
-                if len(plan.pending) < MAX_PENDING_IN_CURSOR:
-                    plan.pending[cursor_key(obj.key)] = token
-                plan.counts["waiting"] += 1
+                if obj.size > 0 and self.recheck_s > 0:
+                    recheck.append((obj, token, known))
+                else:
+                    self._wait(obj, token, plan)
                 continue
-            if self.budget <= 0 or time.monotonic() > self.deadline:
-                # This tick's budget is spent: the object is admitted on a later tick.
-                if cursor_key(obj.key) in previously_pending:
-                    plan.pending[cursor_key(obj.key)] = token
-                plan.counts["deferred"] += 1
-                continue
-            try:
-                self._admit(obj, token, known, plan)
-            except (StorageError, OSError) as exc:
-                # The store hiccupped on this object (or it is unreadable): leave it out of
-                # the inventory so the next tick retries it; never mark it processed.
-                self._admission_failed(
-                    obj, token, known, plan,
-                    f"the bucket could not read this file ({_readable(exc)}); retrying every tick",
-                )  # fmt: skip
-                plan.counts["unreadable"] += 1
-            except Exception as exc:
-                # Anything else about this one object (its name, its shape, a row the
-                # warehouse refuses): its own failure, and the tick goes on with the others.
-                # It costs no run budget, so broken objects never starve the good ones.
-                self.budget += 1
-                self._admission_failed(
-                    obj, token, known, plan,
-                    f"the sensor could not admit this file ({type(exc).__name__}: "
-                    f"{_readable(exc)}); retrying every tick",
-                )  # fmt: skip
-                plan.counts["failed"] += 1
+            self._try_admit(obj, token, known, plan, previously_pending)
+        self._admit_if_unchanged(recheck, plan, previously_pending)
         listed_keys = {obj.key for obj in objects}
         upper = plan.resume_after  # None: this pass reached the end of the listing
         self._mark_deleted(
@@ -184,6 +164,74 @@ class BucketScanner:
         )
         self._repair_missing_partitions(plan)
         return plan
+
+    def _wait(self, obj: StoredObject, token: str, plan: TickPlan) -> None:
+        """Still being written: look again next tick."""
+        if len(plan.pending) < MAX_PENDING_IN_CURSOR:
+            plan.pending[cursor_key(obj.key)] = token
+        plan.counts["waiting"] += 1
+
+    def _admit_if_unchanged(
+        self,
+        recheck: list[tuple[StoredObject, str, KnownObject | None]],
+        plan: TickPlan,
+        previously_pending: dict[str, str],
+    ) -> None:
+        """A young file whose size and modification time are the same after `recheck_s` is
+        complete: admitted in this tick instead of waiting for the next (a writer that is
+        still copying changes one of them within a second). Anything else waits a tick."""
+        if not recheck:
+            return
+        if time.monotonic() + self.recheck_s > self.deadline:
+            for obj, token, _ in recheck:
+                self._wait(obj, token, plan)
+            return
+        _pause(self.recheck_s)
+        for obj, token, known in recheck:
+            try:
+                again = self.store.stat(obj.key)
+            except (StorageError, OSError):
+                again = None  # gone or unreadable now: the next tick sees what it is
+            if again is None or again.version_token != obj.version_token:
+                self._wait(obj, token, plan)
+                continue
+            self._try_admit(obj, token, known, plan, previously_pending)
+
+    def _try_admit(
+        self,
+        obj: StoredObject,
+        token: str,
+        known: KnownObject | None,
+        plan: TickPlan,
+        previously_pending: dict[str, str],
+    ) -> None:
+        if self.budget <= 0 or time.monotonic() > self.deadline:
+            # This tick's budget is spent: the object is admitted on a later tick.
+            if cursor_key(obj.key) in previously_pending:
+                plan.pending[cursor_key(obj.key)] = token
+            plan.counts["deferred"] += 1
+            return
+        try:
+            self._admit(obj, token, known, plan)
+        except (StorageError, OSError) as exc:
+            # The store hiccupped on this object (or it is unreadable): leave it out of
+            # the inventory so the next tick retries it; never mark it processed.
+            self._admission_failed(
+                obj, token, known, plan,
+                f"the bucket could not read this file ({_readable(exc)}); retrying every tick",
+            )  # fmt: skip
+            plan.counts["unreadable"] += 1
+        except Exception as exc:
+            # Anything else about this one object (its name, its shape, a row the
+            # warehouse refuses): its own failure, and the tick goes on with the others.
+            # It costs no run budget, so broken objects never starve the good ones.
+            self.budget += 1
+            self._admission_failed(
+                obj, token, known, plan,
+                f"the sensor could not admit this file ({type(exc).__name__}: "
+                f"{_readable(exc)}); retrying every tick",
+            )  # fmt: skip
+            plan.counts["failed"] += 1
 
     def _list(
         self, resume_after: str | None
@@ -350,6 +398,10 @@ class BucketScanner:
             key, known = active[consultation_id]
             plan.new_partitions.append(consultation_id)
             plan.run_requests.append(_run_request(consultation_id, display_key(key), known.version))
+
+
+def _pause(seconds: float) -> None:
+    time.sleep(seconds)
 
 
 def cursor_key(key: str) -> str:

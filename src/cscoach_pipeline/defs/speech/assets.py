@@ -77,6 +77,7 @@ def raw_transcript(
     with consultation_step(context, warehouse, "raw_transcript") as source:
         consultation = warehouse.consultations.get(source.consultation_id)
         started = time.perf_counter()
+        model_was_loaded = speech_to_text.is_loaded()
         artifacts = bucket.artifacts(source.consultation_id)
         result = raw_transcript_of(
             consultation,
@@ -89,4 +90,6 @@ def raw_transcript(
         )
         elapsed = time.perf_counter() - started
         artifacts.write_json(RAW_TRANSCRIPT_ARTIFACT, result.model_dump(mode="json"))
-    return MaterializeResult(metadata=transcript_metadata(result, elapsed))
+    return MaterializeResult(
+        metadata=transcript_metadata(result, elapsed, speech_to_text, model_was_loaded)
+    )

@@ -8,6 +8,7 @@ import dagster as dg
 
 from cscoach_pipeline.defs.speech.assets import consultation_audio, raw_transcript
 from cscoach_pipeline.defs.speech.resources import MediaResource, SpeechToTextResource
+from cscoach_pipeline.defs.speech.sizing import available_cores, concurrent_stt_steps, stt_threads
 from cscoach_pipeline.settings import Settings
 
 
@@ -16,6 +17,7 @@ def defs(settings: Settings) -> dg.Definitions:
 
 
 def resources(settings: Settings) -> dict[str, Any]:
+    steps = concurrent_stt_steps(settings.executor, settings.stt_concurrency, settings.dagster_home)
     return {
         "media": MediaResource(ffmpeg_timeout_s=settings.ffmpeg_timeout_s),
         "speech_to_text": SpeechToTextResource(
@@ -23,5 +25,12 @@ def resources(settings: Settings) -> dict[str, Any]:
             model=settings.whisper_model,
             language=settings.whisper_language,
             agent_channel=settings.agent_channel,
+            device=settings.stt_device,
+            compute_type=settings.stt_compute_type,
+            beam_size=settings.stt_beam_size,
+            cpu_threads=stt_threads(settings.stt_cpu_threads, available_cores(), steps),
+            batch_size=settings.stt_batch_size,
+            batch_beam_size=settings.stt_batch_beam_size,
+            batch_min_audio_s=settings.stt_batch_min_audio_s,
         ),
     }

@@ -47,7 +47,14 @@ def raw_transcript_of(
     )
 
 
-def transcript_metadata(result: Transcript, elapsed_s: float) -> dict[str, Any]:
+def transcript_metadata(
+    result: Transcript,
+    elapsed_s: float,
+    speech_to_text: SpeechToTextResource | None = None,
+    model_was_loaded: bool = False,
+) -> dict[str, Any]:
+    """The raw transcript's metadata; for speech, how it was decoded and whether this step
+    had to load the model (`model_was_loaded`: the process held it already)."""
     metadata: dict[str, Any] = {
         "source": result.source,
         "segments": len(result.segments),
@@ -62,4 +69,16 @@ def transcript_metadata(result: Transcript, elapsed_s: float) -> dict[str, Any]:
                 (result.duration_s or 0) / max(elapsed_s, 1e-6), 2
             ),
         }
+        if result.decoding:
+            metadata["decoding"] = result.decoding
+        if speech_to_text is not None:
+            engine = speech_to_text.load()
+            load_s = 0.0 if model_was_loaded else round(speech_to_text.load_seconds(), 3)
+            metadata |= {
+                "device": getattr(engine, "device", "cpu"),
+                "cpu_threads": getattr(engine, "cpu_threads", speech_to_text.cpu_threads),
+                "batch_size": getattr(engine, "batch_size", 1),
+                "model_reused": model_was_loaded,
+                "model_load_s": load_s,
+            }
     return metadata

@@ -3,7 +3,8 @@ loaded once per process."""
 
 from __future__ import annotations
 
-from functools import lru_cache
+import threading
+import time
 
 from dagster import ConfigurableResource
 from pydantic import Field
@@ -16,11 +17,23 @@ from cscoach_pipeline.defs.speech.engines import (
 )
 from cscoach_pipeline.defs.speech.engines.models import resolve_model
 
+# Loading a model takes seconds and hundreds of MB: one per process and settings, kept for
+# the life of the process, so a long-lived Celery worker loads it once for every consultation.
+_ENGINES: dict[tuple[str, EngineSettings], tuple[SpeechToTextEngine, float]] = {}
+_ENGINES_LOCK = threading.Lock()
+MAX_LOADED_ENGINES = 4
 
-@lru_cache(maxsize=4)
-def _load_engine(engine: str, settings: EngineSettings) -> SpeechToTextEngine:
-    # Loading a model takes seconds and hundreds of MB: one per process and settings.
-    return create_engine(engine, settings)
+
+def _load_engine(engine: str, settings: EngineSettings) -> tuple[SpeechToTextEngine, float]:
+    with _ENGINES_LOCK:
+        key = (engine, settings)
+        if key not in _ENGINES:
+            if len(_ENGINES) >= MAX_LOADED_ENGINES:
+                _ENGINES.pop(next(iter(_ENGINES)))
+            started = time.perf_counter()
+            built = create_engine(engine, settings)
+            _ENGINES[key] = (built, time.perf_counter() - started)
+        return _ENGINES[key]
 
 
 class SpeechToTextResource(ConfigurableResource):
@@ -30,7 +43,12 @@ class SpeechToTextResource(ConfigurableResource):
         description="Whisper model name (downloaded) or local path; empty = bundled tiny.en",
     )
     compute_type: str = Field(default="int8", description="faster-whisper compute type on CPU")
-    beam_size: int = 5
+    beam_size: int = Field(default=5, description="beam of sequential decoding")
+    device: str = Field(default="auto", description="auto (GPU when visible) | cpu | cuda")
+    cpu_threads: int = Field(default=0, description="threads per engine; 0 = library default")
+    batch_size: int = Field(default=0, description="chunks decoded at once; 0 auto, 1 off")
+    batch_beam_size: int = Field(default=1, description="beam of batched decoding")
+    batch_min_audio_s: float = Field(default=60.0, description="shorter channels: sequential")
     language: str = Field(default="", description="force a language code; empty = detect")
     agent_channel: int = Field(default=0, description="stereo channel carrying the agent (0/1)")
 
@@ -44,11 +62,29 @@ class SpeechToTextResource(ConfigurableResource):
         """What transcripts and consultations.stt_model record (tiny.en, small, a folder name)."""
         return resolve_model(self.model).name
 
-    def load(self) -> SpeechToTextEngine:
-        settings = EngineSettings(
-            model=self.model_path, compute_type=self.compute_type, beam_size=self.beam_size
+    @property
+    def engine_settings(self) -> EngineSettings:
+        return EngineSettings(
+            model=self.model_path,
+            compute_type=self.compute_type,
+            beam_size=self.beam_size,
+            device=self.device,
+            cpu_threads=self.cpu_threads,
+            batch_size=self.batch_size,
+            batch_beam_size=self.batch_beam_size,
+            batch_min_audio_s=self.batch_min_audio_s,
         )
-        return _load_engine(self.engine, settings)
+
+    def is_loaded(self) -> bool:
+        """Whether this process already holds the engine (no model load on the next use)."""
+        return (self.engine, self.engine_settings) in _ENGINES
+
+    def load(self) -> SpeechToTextEngine:
+        return _load_engine(self.engine, self.engine_settings)[0]
+
+    def load_seconds(self) -> float:
+        """How long loading this process's engine took (once per process and settings)."""
+        return _load_engine(self.engine, self.engine_settings)[1]
 
 
 class MediaResource(ConfigurableResource):

@@ -86,11 +86,13 @@ def transcribe_recording(
 
     segments: list[Segment] = []
     languages: list[tuple[float, str]] = []
+    decodings: set[str] = set()
     for index, samples in channels.items():
         speech = active_seconds(samples)
         if speech < MIN_ACTIVE_SECONDS:
             continue  # a silent channel: never let Whisper "hear" something in it
         recognition = engine.recognize(np.ascontiguousarray(samples, dtype=np.float32), language)
+        decodings.add(recognition.decoding)
         if recognition.language:
             languages.append((speech, recognition.language))
         if stereo:
@@ -119,4 +121,5 @@ def transcribe_recording(
         source="stt",
         engine=engine.name,
         model=engine.model_name,
+        decoding=(decodings.pop() if len(decodings) == 1 else "mixed") if decodings else None,
     )

@@ -33,6 +33,8 @@ class Transcript(BaseModel):
     source: str = Field(description="'stt' for speech-to-text, 'text' for imported text")
     engine: str | None = None
     model: str | None = None
+    # How speech was decoded: "sequential", "batched", or "mixed" (channels differed).
+    decoding: str | None = None
 
     @property
     def is_timed(self) -> bool:

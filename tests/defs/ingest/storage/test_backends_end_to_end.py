@@ -100,3 +100,31 @@ def test_same_scenario_on_every_backend(
     rows = harness.warehouse.fetch_rows(tables.bucket_objects, source_key="incoming/cards/chat.txt")
     assert rows[0]["state"] == "deleted"
     assert chat_id in set(harness.table("quality_metrics").consultation_id)
+
+
+@pytest.mark.parametrize("remote", ["s3", "supabase"])
+def test_a_listed_remote_object_is_complete_and_admitted_in_its_first_tick(
+    remote: str, tmp_path: Path, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """S3 and Supabase list an upload only once it completed: no settle wait, no second look
+    (the folder store's rule is proven in tests/defs/ingest/test_sensors.py)."""
+    from cscoach_pipeline.defs.ingest import sensors
+
+    pauses: list[float] = []
+    monkeypatch.setattr(sensors, "_pause", pauses.append)
+
+    def run(backend: BucketBackend) -> None:
+        harness = PipelineHarness(root=tmp_path / "run", backend=backend)
+        harness.settle_seconds = 3600
+        harness.drop("fresh.txt", CHAT)
+
+        requests = harness.tick()
+
+        assert [r.tags["cscoach/source_key"] for r in requests] == ["incoming/fresh.txt"]
+        assert pauses == []  # admitted without a second look
+
+    if remote == "s3":
+        run(S3Backend(fresh_bucket(request.getfixturevalue("s3_endpoint"), monkeypatch)))
+    else:
+        with FakeSupabaseStorage() as fake:
+            run(SupabaseBackend(fake))

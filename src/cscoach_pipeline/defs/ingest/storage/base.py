@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from types import MappingProxyType
-from typing import Generic, TypeVar
+from typing import ClassVar, Generic, TypeVar
 from urllib.parse import unquote, urlparse
 
 from dagster import Config
@@ -69,6 +69,9 @@ class ObjectStore(ABC):
     """Keys are '/'-separated paths relative to the bucket root, e.g. 'incoming/a/b.wav'."""
 
     url: str
+    # True where an object is listed only once its upload has completed (S3's PUT and
+    # multipart uploads, Supabase Storage): nothing listed is still being written.
+    listed_objects_are_complete: ClassVar[bool] = False
 
     @abstractmethod
     def list_objects(self, prefix: str, start_after: str | None = None) -> Iterator[StoredObject]:

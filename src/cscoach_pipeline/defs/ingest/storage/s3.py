@@ -74,6 +74,9 @@ class S3Options(Config):
 
 
 class S3ObjectStore(ObjectStore):
+    # Uploads (multipart ones included) appear in a listing only once complete.
+    listed_objects_are_complete = True
+
     def __init__(
         self,
         bucket: str,

@@ -82,6 +82,9 @@ class _RetryableError(Exception):
 
 
 class SupabaseObjectStore(ObjectStore):
+    # Uploads (resumable ones included) appear in a listing only once complete.
+    listed_objects_are_complete = True
+
     def __init__(
         self,
         bucket: str,

@@ -6,6 +6,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, ClassVar, Self
 
 import numpy as np
@@ -28,6 +29,7 @@ class Recognition:
     segments: list[RecognizedSegment]
     language: str | None
     language_probability: float | None
+    decoding: str = "sequential"  # or "batched": how this channel was decoded
 
 
 @dataclass(frozen=True)
@@ -39,6 +41,22 @@ class EngineSettings:
     model: str = ""  # a model name, a local path, or "" for the bundled model (see models.py)
     compute_type: str = "int8"
     beam_size: int = 5
+    device: str = "auto"  # auto (a CUDA GPU when one is visible) | cpu | cuda
+    cpu_threads: int = 0  # threads per engine; 0 = the library's default (4 in CTranslate2)
+    batch_size: int = 0  # 0 = chosen by model and device (see auto_batch_size), 1 = never batch
+    batch_beam_size: int = 1
+    batch_min_audio_s: float = 60.0  # shorter channels decode sequentially
+
+
+def auto_batch_size(model_name: str, device: str) -> int:
+    """How many 30 s chunks to decode at once when the setting is 0 (auto).
+
+    Measured on generated calls (benchmarks/stt_benchmark.py, README): batched decoding
+    (chunks without timestamp tokens) keeps base's word error rate, but tiny drops whole
+    sentences on it (+5 points stereo, +10 mono), so tiny models decode sequentially on CPU."""
+    if device == "cuda":
+        return 16
+    return 1 if Path(model_name).name.lower().startswith("tiny") else 8
 
 
 class SpeechToTextEngine(ABC):

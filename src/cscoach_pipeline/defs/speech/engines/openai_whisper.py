@@ -24,7 +24,7 @@ class OpenAIWhisperEngine(SpeechToTextEngine):
 
     name = "openai-whisper"
 
-    def __init__(self, model: str, *, beam_size: int = 5) -> None:
+    def __init__(self, model: str, *, beam_size: int = 5, cpu_threads: int = 0) -> None:
         try:
             import whisper  # heavy import (torch), only when transcribing
         except ImportError as exc:
@@ -40,12 +40,18 @@ class OpenAIWhisperEngine(SpeechToTextEngine):
             )
         self.model_name = choice.name
         self.beam_size = beam_size
+        self.cpu_threads = cpu_threads
+        if cpu_threads:
+            import torch  # installed with openai-whisper
+
+            # torch's pool is per process, like CTranslate2's: sized by the same rule.
+            torch.set_num_threads(cpu_threads)
         self._model = whisper.load_model(choice.source, device="cpu")
 
     @classmethod
     def from_settings(cls, settings: EngineSettings) -> Self:
-        # compute_type is a CTranslate2 setting; openai-whisper on CPU always runs fp32.
-        return cls(settings.model, beam_size=settings.beam_size)
+        # compute_type and batching are CTranslate2 settings; openai-whisper on CPU runs fp32.
+        return cls(settings.model, beam_size=settings.beam_size, cpu_threads=settings.cpu_threads)
 
     def recognize(self, audio: np.ndarray, language: str | None) -> Recognition:
         if not self._model.is_multilingual:
