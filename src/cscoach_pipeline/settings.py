@@ -113,6 +113,8 @@ class Settings(BaseSettings):
     settle_recheck_s: float = Field(default=1.0, ge=0, le=10)
     sensor_interval_s: int = Field(default=10, ge=1)
     max_runs_per_tick: int = Field(default=200, ge=1)
+    # New chats found in one tick run this many per run (one launch serves many); 1 = one each.
+    text_batch_size: int = Field(default=25, ge=1, le=200)
     # Seconds of hashing/recording work per tick, well inside Dagster's 60 s limit.
     sensor_tick_budget_s: float = Field(default=20.0, gt=0)
     # Seconds of listing per tick; a longer listing resumes where it stopped on the next tick.
@@ -154,6 +156,7 @@ class Settings(BaseSettings):
         "retention_interval_s",
         "retention_batch",
         "max_runs_per_tick",
+        "text_batch_size",
         "max_attempts",
         "step_retries",
         "max_chat_segments",

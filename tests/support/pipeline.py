@@ -48,6 +48,8 @@ class PipelineHarness:
     max_file_bytes: int = 50 * 1024 * 1024
     analyzer: AnalyzerResource = field(default_factory=AnalyzerResource)
     settle_seconds: float = 0.0
+    # One run per chat unless a test batches them (tests/test_text_batches.py).
+    text_batch_size: int = 1
     cursor: str | None = None
     results: dict[str, ExecuteInProcessResult] = field(default_factory=dict)
     originals_before: dict[str, str] = field(default_factory=dict)
@@ -65,6 +67,7 @@ class PipelineHarness:
             warehouse_url=self.warehouse_url,
             max_file_mb=self.max_file_bytes / 1024 / 1024,
             settle_seconds=self.settle_seconds,
+            text_batch_size=self.text_batch_size,
         )
         self.resources: dict[str, Any] = build_resources(self.settings)
         self.resources |= {

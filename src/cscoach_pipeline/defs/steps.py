@@ -4,12 +4,19 @@ owns it, and recording failures with their kind (the file's fault, or an outage 
 from __future__ import annotations
 
 import errno
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import NoReturn
+from typing import Any, NoReturn
 
-from dagster import AssetExecutionContext, Failure, RetryRequested
+from dagster import (
+    AssetExecutionContext,
+    AssetObservation,
+    Failure,
+    MaterializeResult,
+    MetadataValue,
+    RetryRequested,
+)
 from sqlalchemy.exc import (
     DBAPIError,
     DisconnectionError,
@@ -24,7 +31,12 @@ from cscoach_pipeline.defs.analysis.analyzers import AnalysisError
 from cscoach_pipeline.defs.ingest.partition_keys import display_key
 from cscoach_pipeline.defs.ingest.storage import ObjectNotFound, StorageError
 from cscoach_pipeline.defs.ingest.storage.base import DISK_ERRNOS
-from cscoach_pipeline.defs.recovery.policy import VERSION_TAG, FailureKind, run_attempt
+from cscoach_pipeline.defs.recovery.policy import (
+    VERSION_TAG,
+    FailureKind,
+    batch_members,
+    run_attempt,
+)
 from cscoach_pipeline.defs.recovery.resources import RecoveryResource
 from cscoach_pipeline.defs.warehouse.resources import WarehouseResource
 from cscoach_pipeline.errors import ConsultationInputError
@@ -151,11 +163,14 @@ def record_status(
     )
 
 
-def check_current(context: AssetExecutionContext, source: ConsultationSource) -> None:
+def check_current(
+    context: AssetExecutionContext, source: ConsultationSource, started_for: int | None = None
+) -> None:
     """A run writes results only for the version it was started for: once the file was
     replaced, the newer version's run owns the consultation."""
-    started_for = context.run.tags.get(VERSION_TAG)
-    if started_for is not None and int(started_for) < source.version:
+    if started_for is None and context.run.tags.get(VERSION_TAG) is not None:
+        started_for = int(context.run.tags[VERSION_TAG])
+    if started_for is not None and started_for < source.version:
         raise Superseded(
             f"superseded: this run was started for version {started_for} of the file, and "
             f"version {source.version} has arrived since; its run writes the results"
@@ -187,6 +202,7 @@ def consultation_step(
     warehouse: WarehouseResource,
     stage: str,
     partition_key: str | None = None,
+    version: int | None = None,
 ) -> Iterator[ConsultationSource]:
     """Runs one step. A bad-input or analysis error fails this partition with its reason in
     `consultation_status` and the UI, and never retries (the file will not get better). An
@@ -205,6 +221,8 @@ def consultation_step(
     try:
         if partition_key is None:  # per-consultation runs carry their version
             check_current(context, source)
+        elif version is not None:  # a batch run carries each member's
+            check_current(context, source, version)
         yield source
     except Superseded as exc:
         # Not a failure of the consultation: leave its status to the newer run.
@@ -230,3 +248,50 @@ def consultation_step(
             context, warehouse, source, stage,
             f"{reason} ({_attempts(context)})", FailureKind.OUTAGE,
         )  # fmt: skip
+
+
+def run_members(context: AssetExecutionContext) -> list[tuple[str, int]] | None:
+    """A batch run's members in its partition range, with the versions it was started for;
+    None for a run of one consultation (or a backfill, which has no members)."""
+    members = batch_members(context.run.tags)
+    if members is None:
+        return None
+    return [(key, members[key]) for key in context.partition_keys if key in members]
+
+
+def materialize_consultations(
+    context: AssetExecutionContext,
+    warehouse: WarehouseResource,
+    stage: str,
+    work: Callable[[ConsultationSource], Mapping[str, Any]],
+) -> MaterializeResult:
+    """One step of the per-consultation job: `work` gives a consultation's metadata.
+
+    In a batch run (several new chats, one launch) each member is worked on in turn with its
+    own failure handling and its metadata goes on its partition as an observation; if any
+    member failed, the step fails after the others, and the run-failure sensor runs the
+    members that did not fail again on their own (defs/recovery/run_status.py)."""
+    members = run_members(context)
+    if members is None:
+        with consultation_step(context, warehouse, stage) as source:
+            metadata = work(source)
+        return MaterializeResult(metadata=metadata)
+    failures: dict[str, str] = {}
+    for key, version in members:
+        try:
+            with consultation_step(context, warehouse, stage, key, version) as source:
+                metadata = work(source)
+        except Failure as exc:
+            failures[key] = exc.description or "failed"
+            continue
+        context.log_event(AssetObservation(context.asset_key, partition=key, metadata=metadata))
+    if failures:
+        listed = "; ".join(f"{k}: {v}" for k, v in sorted(failures.items())[:10])
+        raise Failure(
+            description=f"{len(failures)} of {len(members)} consultations of this batch failed "
+            f"({listed}); the others run again on their own",
+            metadata={"failed": MetadataValue.json(failures), "stage": stage},
+        )
+    return MaterializeResult(
+        metadata={"batch_of": len(members), "details": "each consultation's observation"}
+    )

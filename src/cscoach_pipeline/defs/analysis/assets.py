@@ -35,7 +35,7 @@ from cscoach_pipeline.defs.privacy.assets import transcript
 from cscoach_pipeline.defs.privacy.redaction import read_redacted_transcript
 from cscoach_pipeline.defs.recovery.resources import RecoveryResource
 from cscoach_pipeline.defs.scoring.scores import score_and_report
-from cscoach_pipeline.defs.steps import consultation_step, record_status
+from cscoach_pipeline.defs.steps import consultation_step, record_status, run_members
 from cscoach_pipeline.defs.warehouse.resources import WarehouseResource
 from cscoach_pipeline.errors import ConsultationInputError
 
@@ -107,11 +107,16 @@ def analyse_and_score_partitions(
     except ValueError as exc:  # an unknown version in the run tag
         prompt = ConsultationInputError(str(exc))
 
-    def one(key: str) -> list[AssetMaterialization]:
-        return _analyse_and_score(context, key, prompt, bucket, warehouse, analyzer)
+    members = run_members(context)
+    versions = dict(members) if members is not None else {}
+    keys = [key for key, _ in members] if members is not None else context.partition_keys
 
-    keys = context.partition_keys
-    if len(keys) == 1:  # the sensor's per-consultation runs: failures fail the run as is
+    def one(key: str) -> list[AssetMaterialization]:
+        return _analyse_and_score(
+            context, key, prompt, bucket, warehouse, analyzer, versions.get(key)
+        )
+
+    if len(keys) == 1 and members is None:  # one consultation: failures fail the run as is
         yield from one(keys[0])
         return
     failures: dict[str, str] = {}
@@ -142,10 +147,12 @@ def _analyse_and_score(
     bucket: BucketResource,
     warehouse: WarehouseResource,
     analyzer: AnalyzerResource,
+    version: int | None = None,
 ) -> list[AssetMaterialization]:
     """Analyse, then score, one consultation; nothing when it has no speech or was never
-    transcribed (a reanalysis over "all partitions" includes those: they keep their reason)."""
-    with consultation_step(context, warehouse, "consultation_analysis", key) as source:
+    transcribed (a reanalysis over "all partitions" includes those: they keep their reason).
+    `version`: what a batch run was started for (a newer file's run owns the results)."""
+    with consultation_step(context, warehouse, "consultation_analysis", key, version) as source:
         artifacts = bucket.artifacts(source.consultation_id)
         clean = read_redacted_transcript(artifacts)
         if clean is None or not clean.segments:
@@ -160,7 +167,7 @@ def _analyse_and_score(
         run_total = add_to_run_cost(context.instance, context.run_id, analysed.cost_usd)
 
     started = time.perf_counter()
-    with consultation_step(context, warehouse, "quality_metrics", key) as source:
+    with consultation_step(context, warehouse, "quality_metrics", key, version) as source:
         scored = score_and_report(clean, arm.version, artifacts, source.shown_key)
         warehouse.results.save_quality_metrics(
             scored.score.row(source.consultation_id, arm.version, arm.variant)

@@ -1,6 +1,7 @@
 """The ingest stage's asset: the original object, as the bucket sensor found it."""
 
 import time
+from typing import Any
 
 from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
 
@@ -9,7 +10,11 @@ from cscoach_pipeline.defs.ingest.resources import BucketResource
 from cscoach_pipeline.defs.ingest.upload import inspect_upload
 from cscoach_pipeline.defs.partitions import CONSULTATION_ASSET
 from cscoach_pipeline.defs.recovery.resources import RecoveryResource
-from cscoach_pipeline.defs.steps import consultation_step, record_status
+from cscoach_pipeline.defs.steps import (
+    ConsultationSource,
+    materialize_consultations,
+    record_status,
+)
 from cscoach_pipeline.defs.warehouse.resources import WarehouseResource
 
 
@@ -25,8 +30,8 @@ def consultation_upload(
     warehouse: WarehouseResource,
     recovery: RecoveryResource,
 ) -> MaterializeResult:
-    started = time.perf_counter()
-    with consultation_step(context, warehouse, "consultation_upload") as source:
+    def work(source: ConsultationSource) -> dict[str, Any]:
+        started = time.perf_counter()
         record_status(context, warehouse, source, "processing", "consultation_upload")
         store = bucket.store()
         upload = inspect_upload(
@@ -41,10 +46,10 @@ def consultation_upload(
         warehouse.consultations.save(
             upload.row(source.consultation_id, source.shown_key, source.version, artifacts_prefix)
         )
-    return MaterializeResult(
-        metadata={
+        return {
             **upload.metadata(source.shown_key, source.version),
             "location": MetadataValue.path(display_key(store.locate(upload.obj.key))),
             "elapsed_s": round(time.perf_counter() - started, 3),
         }
-    )
+
+    return materialize_consultations(context, warehouse, "consultation_upload", work)

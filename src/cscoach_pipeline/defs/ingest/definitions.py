@@ -41,6 +41,7 @@ def resources(settings: Settings) -> dict[str, Any]:
             ),
             settle_seconds=settings.settle_seconds,
             settle_recheck_s=settings.settle_recheck_s,
+            text_batch_size=settings.text_batch_size,
             max_runs_per_tick=settings.max_runs_per_tick,
             tick_budget_s=settings.sensor_tick_budget_s,
             list_budget_s=settings.sensor_list_budget_s,

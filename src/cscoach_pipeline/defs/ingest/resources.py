@@ -51,6 +51,9 @@ class BucketResource(ConfigurableResource):
         description="a younger file unchanged after this many seconds (same size and mtime) "
         "is admitted in the same tick; 0 = wait for settle_seconds (folder store only)",
     )
+    text_batch_size: int = Field(
+        default=25, description="new text consultations of one tick run up to this many per run"
+    )
     max_runs_per_tick: int = Field(
         default=200, description="runs one sensor tick requests at most; the rest wait a tick"
     )

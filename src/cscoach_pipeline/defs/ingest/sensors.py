@@ -36,9 +36,14 @@ from dagster import (
     SkipReason,
     sensor,
 )
+from dagster._core.storage.tags import (  # the tags Dagster's own backfills mark ranges with
+    ASSET_PARTITION_RANGE_END_TAG,
+    ASSET_PARTITION_RANGE_START_TAG,
+)
 
 from cscoach_pipeline.defs.ingest.file_types import (
     SIDECAR_SUFFIX,
+    FileType,
     guess_file_type,
     is_ignored,
     unsupported_reason,
@@ -49,7 +54,7 @@ from cscoach_pipeline.defs.ingest.storage import StorageError, StoredObject
 from cscoach_pipeline.defs.jobs import process_consultation_job
 from cscoach_pipeline.defs.partitions import consultation_partitions
 from cscoach_pipeline.defs.privacy.pii import redact_text
-from cscoach_pipeline.defs.recovery.policy import SOURCE_KEY_TAG, VERSION_TAG
+from cscoach_pipeline.defs.recovery.policy import BATCH_TAG, SOURCE_KEY_TAG, VERSION_TAG
 from cscoach_pipeline.defs.warehouse.resources import WarehouseResource
 from cscoach_pipeline.defs.warehouse.stores import KnownObject
 
@@ -67,6 +72,8 @@ MAX_PARTITION_CHECKS = 200
 class TickPlan:
     run_requests: list[RunRequest] = field(default_factory=list)
     new_partitions: list[str] = field(default_factory=list)
+    # New text consultations of this tick, (id, shown key, version), run several per run.
+    batchable: list[tuple[str, str, int]] = field(default_factory=list)
     pending: dict[str, str] = field(default_factory=dict)
     resume_after: str | None = None
     counts: dict[str, int] = field(
@@ -163,7 +170,21 @@ class BucketScanner:
             plan,
         )
         self._repair_missing_partitions(plan)
+        self._batch_text_consultations(plan)
         return plan
+
+    def _batch_text_consultations(self, plan: TickPlan) -> None:
+        """Runs of up to `text_batch_size` new text consultations: chats take well under a
+        second of work each, and a run's launch takes seconds, so one launch serves many.
+        Their partitions go last, each batch's together, so a batch is a range of them."""
+        size = self.bucket.text_batch_size
+        for start in range(0, len(plan.batchable), size):
+            chunk = plan.batchable[start : start + size]
+            plan.new_partitions.extend(consultation_id for consultation_id, _, _ in chunk)
+            if len(chunk) == 1:
+                plan.run_requests.append(_run_request(*chunk[0]))
+            else:
+                plan.run_requests.append(_batch_run_request(chunk))
 
     def _wait(self, obj: StoredObject, token: str, plan: TickPlan) -> None:
         """Still being written: look again next tick."""
@@ -338,12 +359,19 @@ class BucketScanner:
         version = self._record(
             obj.key, token, obj.size, consultation_id, fingerprint, known, "active"
         )
-        request = _run_request(consultation_id, shown, version)
         if fingerprint:
             self.active_by_fingerprint[fingerprint] = consultation_id
-        plan.new_partitions.append(consultation_id)
-        plan.run_requests.append(request)
         plan.counts["changed" if known else "new"] += 1
+        if (
+            self.bucket.text_batch_size > 1
+            and guess_file_type(obj.key) == FileType.TEXT
+            and (self.has_partition is None or not self.has_partition(consultation_id))
+        ):
+            # A brand-new partition: batches are ranges of partitions added together.
+            plan.batchable.append((consultation_id, shown, version))
+            return
+        plan.new_partitions.append(consultation_id)
+        plan.run_requests.append(_run_request(consultation_id, shown, version))
 
     def _record(
         self,
@@ -377,6 +405,7 @@ class BucketScanner:
         """Request again, with its partition, a `queued` consultation whose partition is
         missing (a tick that died between recording it and returning its result)."""
         requested = {r.partition_key for r in plan.run_requests}
+        requested |= {consultation_id for consultation_id, _, _ in plan.batchable}
         # Status rows show the display key; the inventory, keyed by the real key, has the id.
         active = {
             row.consultation_id: (key, row)
@@ -445,6 +474,21 @@ def _run_request(consultation_id: str, source_key: str, version: int) -> RunRequ
     )
 
 
+def _batch_run_request(chunk: list[tuple[str, str, int]]) -> RunRequest:
+    members = {consultation_id: version for consultation_id, _, version in chunk}
+    digest = hashlib.sha1(json.dumps(members, sort_keys=True).encode()).hexdigest()[:16]
+    return RunRequest(
+        run_key=f"batch:{digest}",
+        tags={
+            ASSET_PARTITION_RANGE_START_TAG: chunk[0][0],
+            ASSET_PARTITION_RANGE_END_TAG: chunk[-1][0],
+            # The range is resolved when the run starts; only these members are processed.
+            BATCH_TAG: json.dumps(members, separators=(",", ":")),
+            SOURCE_KEY_TAG: f"{len(chunk)} text consultations",
+        },
+    )
+
+
 def build_bucket_sensor(interval_s: int = 10) -> SensorDefinition:
     """The sensor, ticking every `interval_s` (CSCOACH_SENSOR_INTERVAL_S); how it admits
     files comes from the bucket resource's fields."""
@@ -498,7 +542,9 @@ def scan_bucket(
         return SkipReason(f"no new consultations ({plan.counts})")
     # Every run's partition is in the same result (Dagster skips those that exist already):
     # both _admit and _repair_missing_partitions add the partition of each run they request.
-    partitions = sorted(set(plan.new_partitions))
+    # Batched partitions keep their order at the end: each batch run is a range of them.
+    batched = [c for c, _, _ in plan.batchable]
+    partitions = sorted(set(plan.new_partitions) - set(batched)) + batched
     return SensorResult(
         run_requests=plan.run_requests,
         dynamic_partitions_requests=[consultation_partitions.build_add_request(partitions)],

@@ -1,6 +1,7 @@
 """The privacy stage's asset: the PII-redacted transcript, the only one downstream reads."""
 
 import time
+from typing import Any
 
 from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
 
@@ -17,7 +18,11 @@ from cscoach_pipeline.defs.recovery.resources import RecoveryResource
 from cscoach_pipeline.defs.speech.assets import raw_transcript
 from cscoach_pipeline.defs.speech.raw_transcript import RAW_TRANSCRIPT_ARTIFACT
 from cscoach_pipeline.defs.speech.transcript import Transcript
-from cscoach_pipeline.defs.steps import consultation_step, record_status
+from cscoach_pipeline.defs.steps import (
+    ConsultationSource,
+    materialize_consultations,
+    record_status,
+)
 from cscoach_pipeline.defs.warehouse.resources import WarehouseResource
 
 NO_SPEECH = "no speech detected: the recording holds only silence or noise"
@@ -36,8 +41,8 @@ def transcript(
     warehouse: WarehouseResource,
     recovery: RecoveryResource,
 ) -> MaterializeResult:
-    started = time.perf_counter()
-    with consultation_step(context, warehouse, "transcript") as source:
+    def work(source: ConsultationSource) -> dict[str, Any]:
+        started = time.perf_counter()
         artifacts = bucket.artifacts(source.consultation_id)
         raw = Transcript.model_validate(artifacts.read_json(RAW_TRANSCRIPT_ARTIFACT))
         clean, redactions = redact_transcript(raw)
@@ -46,8 +51,7 @@ def transcript(
         warehouse.consultations.update(source.consultation_id, **transcript_details(clean))
         if not clean.segments:
             record_status(context, warehouse, source, "no_speech", "transcript", error=NO_SPEECH)
-    return MaterializeResult(
-        metadata={
+        return {
             "segments": len(clean.segments),
             "language": clean.language or "unknown",
             "duration_s": clean.duration_s if clean.duration_s is not None else 0.0,
@@ -55,4 +59,5 @@ def transcript(
             "elapsed_s": round(time.perf_counter() - started, 3),
             "preview": MetadataValue.md(preview(clean)),
         }
-    )
+
+    return materialize_consultations(context, warehouse, "transcript", work)

@@ -5,6 +5,7 @@ nothing here talks to the warehouse."""
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from collections.abc import Iterable, Mapping
@@ -17,6 +18,17 @@ from typing import Any
 SOURCE_KEY_TAG = "cscoach/source_key"
 VERSION_TAG = "cscoach/version"
 ATTEMPT_TAG = "cscoach/attempt"
+# A run of several new text consultations (one launch for many): {consultation id: version}.
+BATCH_TAG = "cscoach/batch"
+
+
+def batch_members(tags: Mapping[str, str]) -> dict[str, int] | None:
+    """The consultations (and versions) a batch run was started for; None for other runs."""
+    raw = tags.get(BATCH_TAG)
+    if not raw:
+        return None
+    return {str(k): int(v) for k, v in json.loads(raw).items()}
+
 
 # Statuses that end a consultation's processing (for its current version).
 FINAL_STATUSES = frozenset({"succeeded", "failed", "no_speech", "rejected"})

@@ -26,6 +26,7 @@ from cscoach_pipeline.defs.recovery.policy import (
     FailureKind,
     RetryPolicy,
     RunFailure,
+    batch_members,
     failure_from_events,
     outage_message,
     run_attempt,
@@ -44,6 +45,10 @@ def settle_finished_run(
 ) -> str | None:
     """Give the consultation of a failed or cancelled run its final status and true reason;
     an outage gets its retry time. Idempotent. Returns the status written, if any."""
+    members = batch_members(run.tags)
+    if members is not None:
+        settle_finished_batch(warehouse, run, members)
+        return None
     consultation_id = run.tags.get("dagster/partition")
     if not consultation_id:
         return None  # multi-partition runs (backfills) report each consultation themselves
@@ -80,6 +85,44 @@ def settle_finished_run(
         return None
     source_key = row["source_key"] if row else display_key(run.tags.get(SOURCE_KEY_TAG, ""))
     return _write(warehouse, source_key, consultation_id, run, failure, policy)
+
+
+def settle_finished_batch(
+    warehouse: WarehouseResource, run: DagsterRun, members: dict[str, int]
+) -> list[str]:
+    """A failed batch run: members with their own outcome keep it (a bad file's reason);
+    the rest, stopped by another member's failure or by a dead worker, are queued for a
+    run of their own at once (the recovery sensor launches it). A cancelled batch's rest are
+    failed as cancelled, like a cancelled run. Returns the members queued again."""
+    queued = []
+    for consultation_id, version in members.items():
+        current = warehouse.inventory.current_version(consultation_id)
+        if current is not None and current > version:
+            continue  # superseded: the newer version's run owns it
+        row = warehouse.statuses.get(consultation_id)
+        if row is None or (row["run_id"] == run.run_id and row["status"] in FINAL_STATUSES):
+            continue
+        if row["status"] in FINAL_STATUSES or row["next_attempt_at"] is not None:
+            continue  # a later outcome, or already scheduled
+        if run.status == DagsterRunStatus.CANCELED:
+            failure = RunFailure(
+                "the run was cancelled; re-queue it with `python -m cscoach_pipeline.requeue`",
+                FailureKind.CANCELLED,
+                "run",
+            )
+            _write(warehouse, row["source_key"], consultation_id, run, failure, RetryPolicy())
+            continue
+        warehouse.statuses.set(
+            consultation_id,
+            row["source_key"],
+            "queued",
+            stage="recovery",
+            run_id=run.run_id,
+            attempt=row["attempt"] or 1,
+            next_attempt_at=utcnow(),
+        )
+        queued.append(consultation_id)
+    return queued
 
 
 def _write(

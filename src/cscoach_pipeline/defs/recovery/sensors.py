@@ -35,6 +35,7 @@ from cscoach_pipeline.defs.recovery.policy import (
     SOURCE_KEY_TAG,
     VERSION_TAG,
     FailureKind,
+    batch_members,
     retry_run_key,
     worker_pid,
 )
@@ -98,6 +99,7 @@ def _partitions_in_flight(instance: DagsterInstance) -> set[str]:
     for run in instance.get_runs(RunsFilter(statuses=IN_FLIGHT)):
         if run.job_name in JOBS and run.tags.get("dagster/partition"):
             keys.add(run.tags["dagster/partition"])
+        keys |= set(batch_members(run.tags) or {})
     return keys
 
 

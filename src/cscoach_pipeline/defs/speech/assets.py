@@ -1,6 +1,7 @@
 """The speech stage's assets: audio extracted from the original, then its raw transcript."""
 
 import time
+from typing import Any
 
 from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
 
@@ -16,7 +17,7 @@ from cscoach_pipeline.defs.speech.raw_transcript import (
     transcript_metadata,
 )
 from cscoach_pipeline.defs.speech.resources import MediaResource, SpeechToTextResource
-from cscoach_pipeline.defs.steps import consultation_step
+from cscoach_pipeline.defs.steps import ConsultationSource, materialize_consultations
 from cscoach_pipeline.defs.warehouse.resources import WarehouseResource
 
 
@@ -35,10 +36,10 @@ def consultation_audio(
     media: MediaResource,
     recovery: RecoveryResource,
 ) -> MaterializeResult:
-    with consultation_step(context, warehouse, "consultation_audio") as source:
+    def work(source: ConsultationSource) -> dict[str, Any]:
         row = warehouse.consultations.get(source.consultation_id)
         if row["file_type"] == FileType.TEXT:
-            return MaterializeResult(metadata={"skipped": "text consultation: no audio to extract"})
+            return {"skipped": "text consultation: no audio to extract"}
         started = time.perf_counter()
         artifacts = bucket.artifacts(source.consultation_id)
         audio = prepare_audio(
@@ -49,13 +50,13 @@ def consultation_audio(
             ffmpeg_timeout_s=media.ffmpeg_timeout_s,
         )
         warehouse.consultations.update(source.consultation_id, **audio.consultation_update())
-    return MaterializeResult(
-        metadata={
+        return {
             **audio.metadata(),
             "artifact": MetadataValue.path(artifacts.locate(AUDIO_ARTIFACT)),
             "elapsed_s": round(time.perf_counter() - started, 3),
         }
-    )
+
+    return materialize_consultations(context, warehouse, "consultation_audio", work)
 
 
 @asset(
@@ -74,7 +75,7 @@ def raw_transcript(
     speech_to_text: SpeechToTextResource,
     recovery: RecoveryResource,
 ) -> MaterializeResult:
-    with consultation_step(context, warehouse, "raw_transcript") as source:
+    def work(source: ConsultationSource) -> dict[str, Any]:
         consultation = warehouse.consultations.get(source.consultation_id)
         started = time.perf_counter()
         model_was_loaded = speech_to_text.is_loaded()
@@ -90,6 +91,6 @@ def raw_transcript(
         )
         elapsed = time.perf_counter() - started
         artifacts.write_json(RAW_TRANSCRIPT_ARTIFACT, result.model_dump(mode="json"))
-    return MaterializeResult(
-        metadata=transcript_metadata(result, elapsed, speech_to_text, model_was_loaded)
-    )
+        return transcript_metadata(result, elapsed, speech_to_text, model_was_loaded)
+
+    return materialize_consultations(context, warehouse, "raw_transcript", work)

@@ -3,9 +3,8 @@ Code writes through its stores (stores.py); the row primitives serve the stores 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
 from dagster import ConfigurableResource
 from pydantic import Field
 from sqlalchemy import Engine, Table
@@ -20,6 +19,9 @@ from cscoach_pipeline.defs.warehouse.stores import (
     StatusStore,
     TableAccess,
 )
+
+if TYPE_CHECKING:  # pandas costs ~0.3 s to import: only where a frame is read
+    import pandas as pd
 
 
 class WarehouseResource(ConfigurableResource):

@@ -7,14 +7,16 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
 from sqlalchemy import Engine, Table, and_, func, or_, select
 
 from cscoach_pipeline.defs.recovery.policy import FINAL_STATUSES, GAVE_UP, REQUEUABLE_STATUSES
 from cscoach_pipeline.defs.warehouse import tables
 from cscoach_pipeline.defs.warehouse.engine import utcnow
+
+if TYPE_CHECKING:  # pandas costs ~0.3 s to import: only where a frame is read
+    import pandas as pd
 
 # IN (...) lists are sent in chunks: SQLite caps bound parameters per statement.
 _CHUNK = 500
@@ -58,6 +60,8 @@ class TableAccess:
 
     def read_frame(self, sql: str) -> pd.DataFrame:
         with self.engine.connect() as conn:
+            import pandas as pd
+
             return pd.read_sql_query(sql, conn)
 
 
