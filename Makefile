@@ -109,17 +109,20 @@ instance:
 	  $(if $(DAGSTER_PG_URL),--postgres)
 
 ## worker: a Celery worker for CSCOACH_EXECUTOR=celery: make worker QUEUES=stt (transcribes),
-##      QUEUES="analysis dagster" (the LLM + the light steps), default every queue
+##      QUEUES="analysis dagster" (the LLM + the light steps), default every queue;
+##      CONCURRENCY=n processes (default: the cores)
 # One comma-joined -q: celery keeps only the last of repeated -Q options.
 QUEUES ?= stt analysis dagster
 comma := ,
 empty :=
 space := $(empty) $(empty)
 worker: setup
-	# dagster-celery starts `celery` from PATH: the project's own.
-	PATH=$(abspath $(BIN)):$$PATH $(BIN)/dagster-celery worker start -A dagster_celery.app \
+	# dagster-celery starts `celery` from PATH: the project's own. CONCURRENCY (default:
+	# the cores) is both the pool size and how many STT steps share the cores' threads.
+	PATH=$(abspath $(BIN)):$$PATH $(if $(CONCURRENCY),CSCOACH_STT_CONCURRENCY=$(CONCURRENCY)) \
+	  $(BIN)/dagster-celery worker start -A dagster_celery.app \
 	  -y deploy/celery.yaml \
-	  -q $(subst $(space),$(comma),$(strip $(QUEUES)))
+	  -q $(subst $(space),$(comma),$(strip $(QUEUES))) $(if $(CONCURRENCY),-- --concurrency=$(CONCURRENCY))
 
 ## sql: print a query's result from the warehouse (SQLite or PostgreSQL): make sql Q="SELECT ..."
 sql: setup
@@ -140,6 +143,7 @@ format: setup-test
 ## bench: STT speed, drop-to-rows latency and Dagster overhead on this machine
 bench: setup-test
 	$(BIN)/python -m benchmarks.pipeline_benchmark
+	$(BIN)/python -m benchmarks.throughput_benchmark
 
 ## clean: start over: deletes .venv, all of data/ (bucket folder, warehouse, Dagster home), caches
 clean:

@@ -355,13 +355,16 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=3121)
     parser.add_argument("--skip-stt", action="store_true")
     parser.add_argument("--skip-dagster", action="store_true")
+    parser.add_argument(
+        "--limit-rate", type=float, help="audio-s per wall-s of the STT-bound limit (else measured)"
+    )
     args = parser.parse_args()
     cache = Path(tempfile.mkdtemp(prefix="cscoach-throughput-media-"))
     stereo, mono = long_call(cache)
     base = multilingual_base_path(cache)
     results: dict[str, Any] = {"machine": f"{available_cores()} cores"}
     deployed = stt_threads(0, available_cores(), CONCURRENT_RUNS)
-    limit_rate = None
+    limit_rate = args.limit_rate
     if not args.skip_stt:
         results["stt"] = stt_comparison(stereo, mono, base, args.reps)
         results["concurrent"] = concurrent_throughput(stereo, base, args.reps)
@@ -374,8 +377,10 @@ def main() -> None:
     if not args.skip_dagster:
         if limit_rate is None:
             limit_rate = concurrent_throughput(stereo, None, 1)[1]["audio_s_per_wall_s"]
-        results["long_calls"] = long_calls_batch(stereo, args.calls, args.port, limit_rate)
-        results["chats"] = chats_batch(args.chats, args.port + 1)
+        if args.calls:
+            results["long_calls"] = long_calls_batch(stereo, args.calls, args.port, limit_rate)
+        if args.chats:
+            results["chats"] = chats_batch(args.chats, args.port + 1)
     save_results("throughput", results)
     shutil.rmtree(cache, ignore_errors=True)
 

@@ -8,7 +8,10 @@ works every member through every step: each partition is materialized for every 
 its own figures as an observation, and the tables hold one row per member as for single
 runs. A bad chat fails with its own reason; the batch run fails after working the others,
 and its bystanders are queued for runs of their own, which the recovery sensor launches and
-which succeed. A partition that falls inside the range but is not a member is left alone.
+which succeed (as their first attempt); settling the batch again changes nothing. A range
+that is not exactly the members (another writer's partition inside it) materializes nothing
+and its members run again one by one; a member replaced meanwhile is left to its newer run
+and the batch succeeds.
 (The same under the real daemon and run workers: tests/integration/test_text_batches.py.)
 """
 
@@ -140,14 +143,15 @@ def test_a_bad_chat_fails_alone_and_its_batch_runs_again_without_it(tmp_path: Pa
     assert broken["error"] and "json" in broken["error"].lower()
     # The run-failure sensor's settlement: the bystanders go back in the queue at once...
     run = harness.instance.get_run_by_id(result.run_id)
-    settle_finished_run(
-        harness.instance, harness.warehouse, run, harness.resources["recovery"].policy
-    )
+    policy = harness.resources["recovery"].policy
+    settle_finished_run(harness.instance, harness.warehouse, run, policy)
     statuses = harness.status_by_key()
     good = {k: statuses[k] for k in ("incoming/good-1.txt", "incoming/good-2.txt")}
     assert {r["status"] for r in good.values()} == {"queued"}
     assert statuses["incoming/broken.json"]["status"] == "failed"  # its reason stays
     # ...and the recovery sensor gives each a run of its own, which succeeds.
+    settle_finished_run(harness.instance, harness.warehouse, run, policy)  # twice: no change
+    assert harness.status_by_key() == statuses
     retries = plan_recovery(
         harness.instance, harness.warehouse, harness.resources["recovery"],
         datetime.now(tz=UTC), log=_NullLog(),
@@ -155,6 +159,10 @@ def test_a_bad_chat_fails_alone_and_its_batch_runs_again_without_it(tmp_path: Pa
     assert sorted(r.partition_key or "" for r in retries) == sorted(
         r["consultation_id"] for r in good.values()
     )
+    # A bystander's own run is its first attempt, not a retry after a failure of its own.
+    assert {r.tags["cscoach/attempt"] for r in retries} == {"1"}
+    settle_finished_run(harness.instance, harness.warehouse, run, policy)  # a late repeat
+    assert {harness.status_by_key()[k]["stage"] for k in good} == {"recovery"}
     for retry in retries:
         assert harness.run(retry).success
     statuses = harness.status_by_key()
@@ -162,32 +170,52 @@ def test_a_bad_chat_fails_alone_and_its_batch_runs_again_without_it(tmp_path: Pa
     assert statuses["incoming/broken.json"]["status"] == "failed"
 
 
-def test_a_partition_inside_the_range_that_is_not_a_member_is_left_alone(
+def test_a_range_that_is_not_exactly_the_members_runs_them_again_one_by_one(
     tmp_path: Path,
 ) -> None:
     harness = _harness(tmp_path)
-    harness.drop("a.txt", chat(1))
-    harness.drop("b.txt", chat(2))
+    for index in range(3):
+        harness.drop(f"chat-{index}.txt", chat(index))
     (request,) = harness.tick()
     members = batch_members(request.tags) or {}
-    # Pretend another writer's partition landed between the two members.
-    first, last = (
-        request.tags["dagster/asset_partition_range_start"],
-        request.tags["dagster/asset_partition_range_end"],
-    )
-    foreign = [k for k in members if k not in (first,)]
-    tags = dict(request.tags)
-    tags[BATCH_TAG] = json.dumps({first: members[first]})  # only the first is a member now
-    request = request.with_replaced_attrs(tags=tags)
+    # As if another writer's partition had landed inside the range: one key is no member.
+    first = request.tags["dagster/asset_partition_range_start"]
+    tags = {**request.tags, BATCH_TAG: json.dumps({k: v for k, v in members.items() if k != first})}
 
-    result = harness.run(request)
+    result = harness.run(request.with_replaced_attrs(tags=tags))
+
+    assert not result.success
+    for asset in ASSETS:  # nothing in the range was marked materialized
+        assert _materialized(harness, asset) == set(), asset
+    run = harness.instance.get_run_by_id(result.run_id)
+    settle_finished_run(
+        harness.instance, harness.warehouse, run, harness.resources["recovery"].policy
+    )
+    statuses = {r["consultation_id"]: r for r in harness.status_by_key().values()}
+    assert {statuses[k]["status"] for k in members if k != first} == {"queued"}
+    assert statuses[first]["next_attempt_at"] is None  # not this batch's: left alone
+
+
+def test_a_superseded_member_is_skipped_and_the_batch_succeeds(tmp_path: Path) -> None:
+    harness = _harness(tmp_path)
+    harness.drop("a.txt", chat(1))
+    replaced = harness.drop("b.txt", chat(2))
+    (batch,) = harness.tick()
+    replaced.write_bytes(chat(3))  # a new version arrives before the batch runs
+    (single,) = harness.tick()
+    assert BATCH_TAG not in single.tags and single.tags["cscoach/version"] == "2"
+
+    result = harness.run(batch)
 
     assert result.success
-    assert _materialized(harness, "quality_metrics") == {first}
-    statuses = {r["consultation_id"]: r["status"] for r in harness.status_by_key().values()}
-    assert statuses[first] == "succeeded"
-    assert {statuses[k] for k in foreign} == {"queued"}  # untouched by this run
-    assert last in foreign
+    statuses = harness.status_by_key()
+    assert statuses["incoming/a.txt"]["status"] == "succeeded"
+    assert statuses["incoming/b.txt"]["status"] == "queued"  # left to the newer run
+    assert harness.run(single).success
+    assert harness.status_by_key()["incoming/b.txt"]["status"] == "succeeded"
+    rows = harness.table("transcript_segments")
+    b_id = statuses["incoming/b.txt"]["consultation_id"]
+    assert "chat 3" in " ".join(rows[rows["consultation_id"] == b_id]["text"])
 
 
 class _NullLog:

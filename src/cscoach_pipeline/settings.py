@@ -111,7 +111,7 @@ class Settings(BaseSettings):
     # The bucket sensor.
     settle_seconds: float = Field(default=10.0, ge=0)
     settle_recheck_s: float = Field(default=1.0, ge=0, le=10)
-    sensor_interval_s: int = Field(default=10, ge=1)
+    sensor_interval_s: int = Field(default=5, ge=1)
     max_runs_per_tick: int = Field(default=200, ge=1)
     # New chats found in one tick run this many per run (one launch serves many); 1 = one each.
     text_batch_size: int = Field(default=25, ge=1, le=200)

@@ -25,7 +25,7 @@ def test_postgres_variant_is_installed_and_switched_while_unedited(tmp_path: Pat
     assert "Installed" in install_instance.install(tmp_path, postgres=True)
     config = yaml.safe_load(installed.read_text())
     assert config["storage"] == {"postgres": {"postgres_url": {"env": "DAGSTER_PG_URL"}}}
-    assert config["concurrency"]["runs"]["max_concurrent_runs"] == 2  # the template's too
+    assert config["concurrency"]["runs"]["max_concurrent_runs"] == 3  # the template's too
     assert install_instance.install(tmp_path, postgres=True) == ""
     assert "Updated" in install_instance.install(tmp_path, postgres=False)
     assert "storage" not in yaml.safe_load(installed.read_text())

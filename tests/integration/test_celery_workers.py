@@ -82,9 +82,16 @@ def test_steps_run_on_the_workers_of_their_queues(
     ):
         d.drop("team-a/call.wav", recordings["good_stereo.wav"])
         d.drop("team-a/chat.txt", CHAT)
-        keys = {d.source_key("team-a/call.wav"), d.source_key("team-a/chat.txt")}
+        d.drop("team-a/call-2.wav", recordings["good_mono.wav"])
+        names = ("team-a/call.wav", "team-a/chat.txt", "team-a/call-2.wav")
+        keys = {d.source_key(name) for name in names}
         final = d.wait_for_final(keys, timeout=300)
         assert {row["status"] for row in final.values()} == {"succeeded"}, d.describe()
+        transcribed = _raw_transcript_metadata(d)
+    # The long-lived worker loaded the model for the first recording and kept it for the
+    # second; its one pool process got all the cores' threads.
+    assert sorted(m["model_reused"] for m in transcribed) == [False, True]
+    assert {m["cpu_threads"] for m in transcribed} == {len(os.sched_getaffinity(0))}
     stt, other = stt_log.read_text(), other_log.read_text()
     # Each worker ran the steps of its own queues, and only those.
     assert "raw_transcript" in stt and "consultation_audio" in stt
@@ -95,6 +102,24 @@ def test_steps_run_on_the_workers_of_their_queues(
     # e.g. "stt\x06\x163"): every one of them is empty.
     lists = [k for q in QUEUES for k in broker.scan_iter(f"{q}*") if broker.type(k) == b"list"]
     assert all(broker.llen(key) == 0 for key in lists)
+
+
+def _raw_transcript_metadata(d: DagsterDeployment) -> list[dict[str, Any]]:
+    """The metadata of every speech `raw_transcript` materialization (chats have none)."""
+    from dagster import AssetKey, DagsterEventType, EventRecordsFilter
+
+    records = d.instance.get_event_records(
+        EventRecordsFilter(DagsterEventType.ASSET_MATERIALIZATION, AssetKey("raw_transcript"))
+    )
+    found = []
+    for record in records:
+        materialization = record.event_log_entry.asset_materialization
+        metadata = {
+            k: v.value for k, v in (materialization.metadata if materialization else {}).items()
+        }
+        if metadata.get("source") == "stt":
+            found.append(metadata)
+    return found
 
 
 def _pool_children(worker: subprocess.Popen[bytes]) -> list[int]:

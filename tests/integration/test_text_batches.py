@@ -72,8 +72,13 @@ def test_chats_run_in_batches_and_a_bad_one_fails_alone(
     assert {r.status for r in batches if r is not failed_batch} == {"SUCCESS"}
     # The failed batch's bystanders each ran again on their own, and succeeded.
     bystanders = set(batch_members(failed_batch.tags) or {}) - {broken_id}
-    singles = {r.partition: r.status for r in runs if r.partition in bystanders}
-    assert singles == {cid: "SUCCESS" for cid in bystanders}
+    singles = sorted((r.partition, r.status) for r in runs if r.partition in bystanders)
+    assert singles == sorted((cid, "SUCCESS") for cid in bystanders)  # one run each
+    # No consultation was in two runs at once: each single run started after its batch ended.
+    ended = d.instance.get_run_record_by_id(failed_batch.run_id).end_time
+    for run in runs:
+        if run.partition in bystanders:
+            assert d.instance.get_run_record_by_id(run.run_id).start_time >= ended
     # Every good chat has its own results.
     with d.engine.connect() as conn:
         from sqlalchemy import text

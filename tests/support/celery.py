@@ -31,7 +31,11 @@ def start_worker(
         "--", "--concurrency=1",
     ]  # fmt: skip
     # dagster-celery starts `celery` by name: the project's own.
-    env = {**d.env, "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"}
+    env = {
+        **d.env,
+        "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
+        "CSCOACH_STT_CONCURRENCY": "1",  # as `make worker CONCURRENCY=1` sets it
+    }
     with log.open("ab") as out:
         worker = subprocess.Popen(
             command, cwd=REPO_ROOT, env=env, stdin=subprocess.DEVNULL, stdout=out,

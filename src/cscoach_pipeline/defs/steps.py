@@ -250,13 +250,28 @@ def consultation_step(
         )  # fmt: skip
 
 
+def is_superseded(failure: Failure) -> bool:
+    kind = failure.metadata.get("failure_kind")
+    return getattr(kind, "value", kind) == FailureKind.SUPERSEDED.value
+
+
 def run_members(context: AssetExecutionContext) -> list[tuple[str, int]] | None:
     """A batch run's members in its partition range, with the versions it was started for;
     None for a run of one consultation (or a backfill, which has no members)."""
     members = batch_members(context.run.tags)
     if members is None:
         return None
-    return [(key, members[key]) for key in context.partition_keys if key in members]
+    in_range = set(context.partition_keys)
+    if in_range != set(members):
+        # Another writer's partition landed inside the range, or a member left it: the
+        # range would materialize what this run never worked on. Its members run again on
+        # their own (the run-failure sensor queues them).
+        raise Failure(
+            description=f"this batch's partition range holds {len(in_range)} partitions for "
+            f"its {len(members)} consultations; they run again one by one",
+            metadata={"failure_kind": FailureKind.ERROR.value},
+        )
+    return [(key, members[key]) for key in context.partition_keys]
 
 
 def materialize_consultations(
@@ -282,7 +297,16 @@ def materialize_consultations(
             with consultation_step(context, warehouse, stage, key, version) as source:
                 metadata = work(source)
         except Failure as exc:
+            if is_superseded(exc):
+                # A newer version of this file runs on its own: not a failure of the batch.
+                context.log.info(f"{key}: {exc.description}")
+                continue
             failures[key] = exc.description or "failed"
+            continue
+        except RetryRequested:
+            raise  # an outage: the whole step is retried (its writes are idempotent)
+        except Exception as exc:  # recorded on the consultation by consultation_step
+            failures[key] = f"{type(exc).__name__}: {exc}"
             continue
         context.log_event(AssetObservation(context.asset_key, partition=key, metadata=metadata))
     if failures:

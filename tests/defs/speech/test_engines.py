@@ -168,13 +168,19 @@ def test_batching_off_decodes_every_length_sequentially(
     assert built.decoding_for(3600.0) == "sequential"
 
 
-def test_auto_device_is_the_cpu_without_a_visible_gpu(
-    fake_libraries: dict[str, list[Any]],
+@pytest.mark.parametrize(("gpus", "device"), [(0, "cpu"), (1, "cuda")])
+def test_auto_device_is_a_visible_gpu_else_the_cpu(
+    gpus: int, device: str, fake_libraries: dict[str, list[Any]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from cscoach_pipeline.defs.speech.engines import faster_whisper
+
+    monkeypatch.setattr(faster_whisper, "visible_cuda_devices", lambda: gpus)
+
     built = create_engine("faster-whisper", EngineSettings(model="small"))
 
-    assert built.device == "cpu"  # this machine has no GPU
-    assert fake_libraries["faster-whisper"][0][1]["device"] == "cpu"
+    assert built.device == device
+    assert fake_libraries["faster-whisper"][0][1]["device"] == device
+    assert built.batch_size == (16 if gpus else 8)
 
 
 def test_openai_whisper_gets_the_resource_settings(fake_libraries: dict[str, list[Any]]) -> None:

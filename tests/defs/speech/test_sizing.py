@@ -16,6 +16,7 @@ import pytest
 from cscoach_pipeline.defs.speech import definitions as speech
 from cscoach_pipeline.defs.speech.sizing import (
     available_cores,
+    cgroup_cpu_quota,
     concurrent_stt_steps,
     instance_max_concurrent_runs,
     stt_threads,
@@ -38,11 +39,11 @@ def test_threads_are_an_even_share_of_the_cores(
     assert stt_threads(configured, cores, steps) == expected
 
 
-def test_the_shipped_instance_runs_two_at_once(tmp_path: Path) -> None:
+def test_the_shipped_instance_runs_three_at_once(tmp_path: Path) -> None:
     home = _home(tmp_path, (PROJECT_ROOT / "deploy" / "dagster.yaml").read_text())
 
-    assert instance_max_concurrent_runs(home) == 2
-    assert concurrent_stt_steps("in_process", 0, home) == 2
+    assert instance_max_concurrent_runs(home) == 3
+    assert concurrent_stt_steps("in_process", 0, home) == 3
 
 
 @pytest.mark.parametrize(
@@ -99,3 +100,18 @@ def test_stt_settings_reach_the_resource() -> None:
 
     assert (built.batch_size, built.batch_beam_size, built.batch_min_audio_s) == (4, 2, 30.0)
     assert (built.beam_size, built.device, built.compute_type) == (3, "cpu", "float32")
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("max 100000\n", None), ("200000 100000\n", 2), ("150000 100000\n", 2),
+     ("50000 100000\n", 1), ("", None)],
+)  # fmt: skip
+def test_a_container_cpu_quota_caps_the_cores(
+    tmp_path: Path, text: str, expected: int | None
+) -> None:
+    cpu_max = tmp_path / "cpu.max"
+    cpu_max.write_text(text)
+
+    assert cgroup_cpu_quota(cpu_max) == expected
+    assert cgroup_cpu_quota(tmp_path / "absent") is None

@@ -35,7 +35,12 @@ from cscoach_pipeline.defs.privacy.assets import transcript
 from cscoach_pipeline.defs.privacy.redaction import read_redacted_transcript
 from cscoach_pipeline.defs.recovery.resources import RecoveryResource
 from cscoach_pipeline.defs.scoring.scores import score_and_report
-from cscoach_pipeline.defs.steps import consultation_step, record_status, run_members
+from cscoach_pipeline.defs.steps import (
+    consultation_step,
+    is_superseded,
+    record_status,
+    run_members,
+)
 from cscoach_pipeline.defs.warehouse.resources import WarehouseResource
 from cscoach_pipeline.errors import ConsultationInputError
 
@@ -127,6 +132,9 @@ def analyse_and_score_partitions(
             try:
                 yield from future.result()
             except Failure as exc:
+                if is_superseded(exc):
+                    context.log.info(f"{key}: {exc.description}")
+                    continue
                 failures[key] = exc.description or "failed"
             except RetryRequested:
                 failures[key] = "the bucket was unavailable"

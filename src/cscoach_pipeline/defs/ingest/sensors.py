@@ -28,8 +28,11 @@ from pathlib import PurePosixPath
 from typing import Any
 
 from dagster import (
+    DagsterInstance,
+    DagsterRunStatus,
     DefaultSensorStatus,
     RunRequest,
+    RunsFilter,
     SensorDefinition,
     SensorEvaluationContext,
     SensorResult,
@@ -54,7 +57,12 @@ from cscoach_pipeline.defs.ingest.storage import StorageError, StoredObject
 from cscoach_pipeline.defs.jobs import process_consultation_job
 from cscoach_pipeline.defs.partitions import consultation_partitions
 from cscoach_pipeline.defs.privacy.pii import redact_text
-from cscoach_pipeline.defs.recovery.policy import BATCH_TAG, SOURCE_KEY_TAG, VERSION_TAG
+from cscoach_pipeline.defs.recovery.policy import (
+    BATCH_TAG,
+    SOURCE_KEY_TAG,
+    VERSION_TAG,
+    batch_members,
+)
 from cscoach_pipeline.defs.warehouse.resources import WarehouseResource
 from cscoach_pipeline.defs.warehouse.stores import KnownObject
 
@@ -101,6 +109,7 @@ class BucketScanner:
         *,
         log: Any,
         has_partition: Callable[[str], bool] | None = None,
+        in_batches: set[str] | None = None,
     ) -> None:
         self.store = bucket.store()
         self.bucket = bucket
@@ -113,6 +122,9 @@ class BucketScanner:
         self.deadline = self.started + self.tick_budget_s
         self.log = log
         self.has_partition = has_partition
+        # Consultations an unfinished batch run works on: a new version of one waits for it
+        # (the one-run-per-consultation limit cannot see inside a batch run).
+        self.in_batches = in_batches or set()
         self.inventory = warehouse.inventory
         self.statuses = warehouse.statuses
         self.known = self.inventory.load()
@@ -203,20 +215,37 @@ class BucketScanner:
         still copying changes one of them within a second). Anything else waits a tick."""
         if not recheck:
             return
-        if time.monotonic() + self.recheck_s > self.deadline:
+        if self.budget <= 0 or time.monotonic() + self.recheck_s > self.deadline:
             for obj, token, _ in recheck:
                 self._wait(obj, token, plan)
             return
         _pause(self.recheck_s)
         for obj, token, known in recheck:
-            try:
-                again = self.store.stat(obj.key)
-            except (StorageError, OSError):
-                again = None  # gone or unreadable now: the next tick sees what it is
-            if again is None or again.version_token != obj.version_token:
+            if time.monotonic() > self.deadline or not self._unchanged(obj, token):
                 self._wait(obj, token, plan)
                 continue
             self._try_admit(obj, token, known, plan, previously_pending)
+
+    def _unchanged(self, obj: StoredObject, token: str) -> bool:
+        """Same size and mtime as listed, and no sidecar appeared meanwhile (one copied just
+        after its recording would otherwise make a second version and a second run)."""
+        try:
+            if self.store.stat(obj.key).version_token != obj.version_token:
+                return False
+        except (StorageError, OSError):
+            return False  # gone or unreadable now: the next tick sees what it is
+        if "|meta:" in token:
+            return True
+        for sidecar in (
+            obj.key + SIDECAR_SUFFIX,
+            str(PurePosixPath(obj.key).with_suffix("")) + SIDECAR_SUFFIX,
+        ):
+            try:
+                self.store.stat(sidecar)
+                return False
+            except (StorageError, OSError):
+                continue
+        return True
 
     def _try_admit(
         self,
@@ -321,6 +350,11 @@ class BucketScanner:
     ) -> None:
         self.budget -= 1  # first: an admission that fails gives it back (see scan)
         consultation_id = self._consultation_id(obj.key, known)
+        if known is not None and consultation_id in self.in_batches:
+            self.budget += 1
+            plan.pending[cursor_key(obj.key)] = token
+            plan.counts["deferred"] += 1
+            return
         if obj.name_problem:
             self._reject(obj, token, consultation_id, None, known, obj.name_problem, plan)
             return
@@ -474,6 +508,22 @@ def _run_request(consultation_id: str, source_key: str, version: int) -> RunRequ
     )
 
 
+UNFINISHED_RUNS = [
+    DagsterRunStatus.QUEUED,
+    DagsterRunStatus.NOT_STARTED,
+    DagsterRunStatus.STARTING,
+    DagsterRunStatus.STARTED,
+    DagsterRunStatus.CANCELING,
+]
+
+
+def _in_unfinished_batches(instance: DagsterInstance) -> set[str]:
+    runs = instance.get_runs(
+        RunsFilter(job_name=process_consultation_job.name, statuses=UNFINISHED_RUNS)
+    )
+    return {member for run in runs for member in batch_members(run.tags) or {}}
+
+
 def _batch_run_request(chunk: list[tuple[str, str, int]]) -> RunRequest:
     members = {consultation_id: version for consultation_id, _, version in chunk}
     digest = hashlib.sha1(json.dumps(members, sort_keys=True).encode()).hexdigest()[:16]
@@ -521,6 +571,7 @@ def scan_bucket(
         has_partition=lambda key: context.instance.has_dynamic_partition(
             consultation_partitions.name, key
         ),
+        in_batches=_in_unfinished_batches(context.instance),
     )
     resume_after = _load_resume_after(warehouse, cursor.get("resume"))
     plan = scanner.scan(cursor.get("pending", {}), datetime.now(tz=UTC), resume_after)

@@ -47,7 +47,7 @@ def settle_finished_run(
     an outage gets its retry time. Idempotent. Returns the status written, if any."""
     members = batch_members(run.tags)
     if members is not None:
-        settle_finished_batch(warehouse, run, members)
+        settle_finished_batch(warehouse, run, members, policy)
         return None
     consultation_id = run.tags.get("dagster/partition")
     if not consultation_id:
@@ -88,29 +88,40 @@ def settle_finished_run(
 
 
 def settle_finished_batch(
-    warehouse: WarehouseResource, run: DagsterRun, members: dict[str, int]
+    warehouse: WarehouseResource, run: DagsterRun, members: dict[str, int], policy: RetryPolicy
 ) -> list[str]:
-    """A failed batch run: members with their own outcome keep it (a bad file's reason);
-    the rest, stopped by another member's failure or by a dead worker, are queued for a
-    run of their own at once (the recovery sensor launches it). A cancelled batch's rest are
-    failed as cancelled, like a cancelled run. Returns the members queued again."""
+    """A failed (or dead, or cancelled) batch run. A member with its own outcome keeps it (a
+    bad file's reason); one whose step ran into an outage gets its retry with backoff; the
+    rest, stopped by another member's failure or a dead worker, are queued for a run of
+    their own at once (the recovery sensor launches it), keeping their attempt count. A
+    cancelled batch's rest are failed as cancelled. Only rows this run still owns (or the
+    sensor's untouched `queued` rows) are written, so settling twice changes nothing.
+    Returns the members queued again."""
     queued = []
     for consultation_id, version in members.items():
         current = warehouse.inventory.current_version(consultation_id)
         if current is not None and current > version:
             continue  # superseded: the newer version's run owns it
         row = warehouse.statuses.get(consultation_id)
-        if row is None or (row["run_id"] == run.run_id and row["status"] in FINAL_STATUSES):
+        if row is None:
             continue
-        if row["status"] in FINAL_STATUSES or row["next_attempt_at"] is not None:
-            continue  # a later outcome, or already scheduled
+        owned = row["run_id"] == run.run_id and row["next_attempt_at"] is None
+        untouched = row["status"] == "queued" and row["stage"] == "sensor" and not row["run_id"]
+        if not (owned or untouched):
+            continue  # a later run's, or already settled
+        if owned and row["status"] in FINAL_STATUSES:
+            outage = row["status"] == "failed" and row["failure_kind"] == FailureKind.OUTAGE
+            if outage and GAVE_UP not in (row["error"] or ""):
+                failure = RunFailure(row["error"] or "outage", FailureKind.OUTAGE, row["stage"])
+                _write(warehouse, row["source_key"], consultation_id, run, failure, policy)
+            continue  # its own outcome stands
         if run.status == DagsterRunStatus.CANCELED:
             failure = RunFailure(
                 "the run was cancelled; re-queue it with `python -m cscoach_pipeline.requeue`",
                 FailureKind.CANCELLED,
                 "run",
             )
-            _write(warehouse, row["source_key"], consultation_id, run, failure, RetryPolicy())
+            _write(warehouse, row["source_key"], consultation_id, run, failure, policy)
             continue
         warehouse.statuses.set(
             consultation_id,
@@ -118,7 +129,9 @@ def settle_finished_batch(
             "queued",
             stage="recovery",
             run_id=run.run_id,
-            attempt=row["attempt"] or 1,
+            # The recovery sensor launches attempt + 1: a bystander's run is the attempt it
+            # was on, not a new one (0, as an operator's re-queue, means the first).
+            attempt=max((row["attempt"] or 1) - 1, 0),
             next_attempt_at=utcnow(),
         )
         queued.append(consultation_id)

@@ -16,6 +16,7 @@ from dagster import DagsterInstance, DagsterRunStatus, RunsFilter
 from dagster._core.execution.backfill import BulkActionStatus
 
 from cscoach_pipeline.defs.partitions import consultation_partitions
+from cscoach_pipeline.defs.recovery.policy import batch_members
 from cscoach_pipeline.defs.warehouse.stores import RetentionStore
 
 UNFINISHED_RUNS = [
@@ -31,11 +32,11 @@ UNFINISHED_BACKFILLS = [BulkActionStatus.REQUESTED, BulkActionStatus.CANCELING]
 def busy_partitions(instance: DagsterInstance) -> set[str]:
     """Consultation partitions an unfinished run or backfill targets: a backfill launched from
     the UI over old consultations must not lose its partitions half way."""
-    busy = {
-        run.tags["dagster/partition"]
-        for run in instance.get_runs(filters=RunsFilter(statuses=UNFINISHED_RUNS))
-        if "dagster/partition" in run.tags
-    }
+    busy: set[str] = set()
+    for run in instance.get_runs(filters=RunsFilter(statuses=UNFINISHED_RUNS)):
+        if "dagster/partition" in run.tags:
+            busy.add(run.tags["dagster/partition"])
+        busy |= set(batch_members(run.tags) or {})  # a batch run's range of chats
     for status in UNFINISHED_BACKFILLS:
         for backfill in instance.get_backfills(status=status):
             if backfill.is_asset_backfill and backfill.asset_backfill_data is not None:

@@ -8,6 +8,7 @@ sets both."""
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 from typing import Any
@@ -19,11 +20,25 @@ DAGSTER_DEFAULT_MAX_CONCURRENT_RUNS = 10
 
 
 def available_cores() -> int:
-    """Cores this process may run on (a container's CPU set, not the host's count)."""
+    """Cores this process may use: its CPU set, capped by a container's CPU quota (cgroup v2
+    `cpu.max`, as `docker --cpus` and Kubernetes CPU limits set it), never the host's count."""
     try:
-        return len(os.sched_getaffinity(0))
+        cores = len(os.sched_getaffinity(0))
     except (AttributeError, OSError):
-        return os.cpu_count() or 1
+        cores = os.cpu_count() or 1
+    quota = cgroup_cpu_quota(Path("/sys/fs/cgroup/cpu.max"))
+    return max(1, min(cores, quota)) if quota else cores
+
+
+def cgroup_cpu_quota(cpu_max: Path) -> int | None:
+    """Whole cores a cgroup v2 `cpu.max` ("200000 100000") allows; None when unlimited."""
+    try:
+        quota, period = cpu_max.read_text().split()[:2]
+    except (OSError, ValueError):
+        return None
+    if quota == "max":
+        return None
+    return max(1, math.ceil(int(quota) / int(period)))
 
 
 def instance_max_concurrent_runs(dagster_home: Path | None) -> int | None:
