@@ -49,6 +49,8 @@ from typing import Any, TypeVar
 
 import yaml
 
+from cscoach_pipeline.defs.recovery.policy import batch_members
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 LOCATION_NAME = "cscoach_pipeline"
 MARKER_VAR = "CSCOACH_TEST_DEPLOYMENT"
@@ -64,6 +66,9 @@ TEST_INSTANCE_OVERRIDES: dict[str, Any] = {
 TEST_ENV: dict[str, str] = {
     "CSCOACH_SETTLE_SECONDS": "1",
     "CSCOACH_SENSOR_INTERVAL_S": "2",
+    # The crash, outage, breaker and retention tests count one run per consultation; batch
+    # runs of chats under the daemon are proven in tests/integration/test_text_batches.py.
+    "CSCOACH_TEXT_BATCH_SIZE": "1",
 }
 
 T = TypeVar("T")
@@ -76,6 +81,14 @@ class RunInfo:
     status: str  # DagsterRunStatus name: QUEUED, STARTING, STARTED, SUCCESS, FAILURE, ...
     tags: dict[str, str]
     created: float  # epoch seconds
+
+    @property
+    def consultations(self) -> set[str]:
+        """The consultations this run works on: its partition, or a batch run's members."""
+        members = batch_members(self.tags)
+        if members is not None:
+            return set(members)
+        return {self.tags["dagster/partition"]} if "dagster/partition" in self.tags else set()
 
     @property
     def partition(self) -> str | None:
@@ -469,7 +482,8 @@ class DagsterDeployment:
         return sorted(runs, key=lambda run: run.created)
 
     def runs_for(self, consultation_id: str) -> list[RunInfo]:
-        return [run for run in self.runs() if run.partition == consultation_id]
+        """Runs of this consultation: its own, and batch runs it is a member of."""
+        return [run for run in self.runs() if consultation_id in run.consultations]
 
     def wait_for_runs_finished(self, consultation_ids: list[str], timeout: float) -> list[RunInfo]:
         """Wait until each consultation has a run and all its runs are finished."""
