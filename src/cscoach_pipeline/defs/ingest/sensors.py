@@ -29,7 +29,6 @@ from typing import Any
 
 from dagster import (
     DagsterInstance,
-    DagsterRunStatus,
     DefaultSensorStatus,
     RunRequest,
     RunsFilter,
@@ -63,6 +62,7 @@ from cscoach_pipeline.defs.recovery.policy import (
     VERSION_TAG,
     batch_members,
 )
+from cscoach_pipeline.defs.retention.policy import UNFINISHED_RUNS
 from cscoach_pipeline.defs.warehouse.resources import WarehouseResource
 from cscoach_pipeline.defs.warehouse.stores import KnownObject
 
@@ -506,15 +506,6 @@ def _run_request(consultation_id: str, source_key: str, version: int) -> RunRequ
         run_key=f"{consultation_id}@v{version}",
         tags={SOURCE_KEY_TAG: source_key, VERSION_TAG: str(version)},
     )
-
-
-UNFINISHED_RUNS = [
-    DagsterRunStatus.QUEUED,
-    DagsterRunStatus.NOT_STARTED,
-    DagsterRunStatus.STARTING,
-    DagsterRunStatus.STARTED,
-    DagsterRunStatus.CANCELING,
-]
 
 
 def _in_unfinished_batches(instance: DagsterInstance) -> set[str]:
