@@ -24,13 +24,10 @@ import argparse
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +37,7 @@ import numpy as np
 from benchmarks.pipeline_benchmark import (
     _run_overheads,
     _wait_for_final,
-    _wait_for_tables,
+    dagster_dev,
     multilingual_base_path,
 )
 from benchmarks.results import save_results, summarize
@@ -240,43 +237,6 @@ def concurrent_throughput(stereo_path: Path, base: str | None, reps: int) -> lis
 
 
 # ------------------------------------------------------------------------- Dagster batches
-
-
-@contextmanager
-def dagster_dev(
-    port: int, extra_env: dict[str, str] | None = None
-) -> Iterator[tuple[Path, Path, Path]]:
-    """`dagster dev` on the shipped instance settings in a fresh home; yields (incoming,
-    warehouse file, Dagster home)."""
-    work = Path(tempfile.mkdtemp(prefix="cscoach-throughput-"))
-    home = work / "dagster_home"
-    home.mkdir()
-    shutil.copyfile(ROOT / "deploy" / "dagster.yaml", home / "dagster.yaml")
-    incoming = work / "bucket" / "incoming"
-    incoming.mkdir(parents=True)
-    warehouse = work / "warehouse.db"
-    env = os.environ | {
-        "DAGSTER_HOME": str(home),
-        "CSCOACH_BUCKET_URL": (work / "bucket").as_uri(),
-        "CSCOACH_WAREHOUSE_URL": f"sqlite:///{warehouse}",
-        **(extra_env or {}),
-    }
-    server = subprocess.Popen(
-        [str(Path(sys.executable).parent / "dagster"), "dev", "-h", "127.0.0.1", "-p", str(port)],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )  # fmt: skip
-    try:
-        _wait_for_tables(warehouse, timeout_s=180)
-        time.sleep(3.0)  # the daemon's first sensor tick has passed: the drop is what we time
-        yield incoming, warehouse, home
-    finally:
-        os.killpg(server.pid, signal.SIGINT)
-        try:
-            server.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-        shutil.rmtree(work, ignore_errors=True)
 
 
 def _drop_all(incoming: Path, files: dict[str, bytes]) -> tuple[float, set[str]]:

@@ -10,33 +10,14 @@ import json
 import re
 from pathlib import Path
 
-import jiwer
 import pytest
 from dagster import AssetKey
 
 from tests.support.pipeline import PipelineHarness
 from tests.support.scripts import BAD_CALL, GOOD_CALL, SPOKEN_PII, script_text
+from tests.support.wer import word_error_rate
 
 pytestmark = pytest.mark.integration
-
-_normalise = jiwer.Compose(
-    [
-        jiwer.ToLowerCase(),
-        jiwer.RemovePunctuation(),
-        jiwer.RemoveMultipleSpaces(),
-        jiwer.Strip(),
-        jiwer.ReduceToListOfListOfWords(),
-    ]
-)
-
-
-def word_error_rate(reference: str, hypothesis: str) -> float:
-    return jiwer.wer(
-        reference,
-        hypothesis,
-        reference_transform=_normalise,
-        hypothesis_transform=_normalise,
-    )
 
 
 def raw_transcript_text(harness: PipelineHarness, consultation_id: str) -> str:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import jiwer
 import numpy as np
 import pytest
 
@@ -24,25 +23,14 @@ from cscoach_pipeline.defs.speech.transcribe import transcribe_recording
 from cscoach_pipeline.defs.speech.transcript import Speaker, Transcript
 from tests.support import media_factory as mf
 from tests.support.scripts import BAD_CALL, GOOD_CALL, script_text
+from tests.support.wer import word_error_rate
 
 CALL = GOOD_CALL + BAD_CALL
-
-_normalise = jiwer.Compose(
-    [
-        jiwer.ToLowerCase(),
-        jiwer.RemovePunctuation(),
-        jiwer.RemoveMultipleSpaces(),
-        jiwer.Strip(),
-        jiwer.ReduceToListOfListOfWords(),
-    ]
-)
 
 
 def _wer(reference: str, transcript: Transcript, speaker: Speaker | None = None) -> float:
     said = " ".join(s.text for s in transcript.segments if speaker in (None, s.speaker))
-    return float(
-        jiwer.wer(reference, said, reference_transform=_normalise, hypothesis_transform=_normalise)
-    )
+    return word_error_rate(reference, said)
 
 
 @pytest.fixture(scope="module")
