@@ -266,6 +266,7 @@ def long_calls_batch(stereo_path: Path, calls: int, port: int, limit_rate: float
         dropped, keys = _drop_all(incoming, files)
         done = _wait_for_final(warehouse, keys, timeout_s=1800)
         overheads = _run_overheads(home)
+        timeline = _timeline(home, dropped)
     elapsed = max(t for _, t in done.values()) - dropped if done else None
     limit = total_audio / limit_rate
     return {
@@ -276,6 +277,37 @@ def long_calls_batch(stereo_path: Path, calls: int, port: int, limit_rate: float
         "stt_bound_limit_s": round(limit, 1),
         "efficiency_pct": round(100 * limit / elapsed, 1) if elapsed else None,
         **overheads,
+        **timeline,
+    }
+
+
+def _timeline(home: Path, dropped: float) -> dict[str, Any]:
+    """Where the time of a batch went: drop to the first run queued (the sensor), the
+    transcription steps' start and end, and the last run's end."""
+    from dagster import DagsterEventType, DagsterInstance
+
+    os.environ["DAGSTER_HOME"] = str(home)
+    enqueued, stt_start, stt_end, ends, runs = [], [], [], [], 0
+    with DagsterInstance.get() as instance:
+        for record in instance.get_run_records():
+            runs += 1
+            run_id = record.dagster_run.run_id
+            for event in instance.all_logs(run_id):
+                kind = event.dagster_event.event_type if event.dagster_event else None
+                if kind == DagsterEventType.RUN_ENQUEUED:
+                    enqueued.append(event.timestamp - dropped)
+                elif kind in (DagsterEventType.RUN_SUCCESS, DagsterEventType.RUN_FAILURE):
+                    ends.append(event.timestamp - dropped)
+            for step in instance.get_run_step_stats(run_id):
+                if step.step_key == "raw_transcript" and step.start_time and step.end_time:
+                    stt_start.append(step.start_time - dropped)
+                    stt_end.append(step.end_time - dropped)
+    return {
+        "runs": runs,
+        "first_run_queued_after_drop_s": round(min(enqueued), 1) if enqueued else None,
+        "first_stt_start_s": round(min(stt_start), 1) if stt_start else None,
+        "last_stt_end_s": round(max(stt_end), 1) if stt_end else None,
+        "last_run_end_s": round(max(ends), 1) if ends else None,
     }
 
 

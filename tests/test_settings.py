@@ -25,7 +25,7 @@ def test_defaults_are_the_embedded_offline_setup() -> None:
     assert settings.stt_engine == "faster-whisper" and settings.whisper_model == ""
     assert settings.max_file_bytes == 2048 * 1024 * 1024
     assert settings.max_chat_chars == DEFAULT_MAX_CHAT_CHARS
-    assert (settings.sensor_interval_s, settings.settle_seconds) == (5, 10.0)
+    assert (settings.sensor_interval_s, settings.settle_seconds) == (4, 10.0)
 
 
 def test_variables_are_read_by_their_documented_names(monkeypatch: pytest.MonkeyPatch) -> None:

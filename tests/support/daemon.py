@@ -67,8 +67,9 @@ TEST_ENV: dict[str, str] = {
     "CSCOACH_SETTLE_SECONDS": "1",
     "CSCOACH_SENSOR_INTERVAL_S": "2",
     # The crash, outage, breaker and retention tests count one run per consultation; batch
-    # runs of chats under the daemon are proven in tests/integration/test_text_batches.py.
+    # runs under the daemon are proven in tests/integration/test_text_batches.py.
     "CSCOACH_TEXT_BATCH_SIZE": "1",
+    "CSCOACH_AUDIO_BATCH_SIZE": "1",
 }
 
 T = TypeVar("T")

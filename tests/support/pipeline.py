@@ -50,6 +50,7 @@ class PipelineHarness:
     settle_seconds: float = 0.0
     # One run per chat unless a test batches them (tests/test_text_batches.py).
     text_batch_size: int = 1
+    audio_batch_size: int = 1
     cursor: str | None = None
     results: dict[str, ExecuteInProcessResult] = field(default_factory=dict)
     originals_before: dict[str, str] = field(default_factory=dict)
@@ -68,6 +69,7 @@ class PipelineHarness:
             max_file_mb=self.max_file_bytes / 1024 / 1024,
             settle_seconds=self.settle_seconds,
             text_batch_size=self.text_batch_size,
+            audio_batch_size=self.audio_batch_size,
         )
         self.resources: dict[str, Any] = build_resources(self.settings)
         self.resources |= {

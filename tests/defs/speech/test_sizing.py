@@ -5,6 +5,8 @@ executor as many as the instance's `max_concurrent_runs` (read from the `dagster
 DAGSTER_HOME, Dagster's default 10 when it sets none), on Celery the worker's concurrency (the
 cores, unless CSCOACH_STT_CONCURRENCY says otherwise); a configured CSCOACH_STT_CPU_THREADS
 wins, and an engine never gets fewer than one thread. The built resource carries the result.
+A burst of new recordings is spread over the recordings transcribed at once: in process the
+runs at once capped by the cores, on Celery the runs at once; the bucket resource carries it.
 """
 
 from __future__ import annotations
@@ -13,13 +15,16 @@ from pathlib import Path
 
 import pytest
 
+from cscoach_pipeline.defs.ingest import definitions as ingest
 from cscoach_pipeline.defs.speech import definitions as speech
+from cscoach_pipeline.defs.speech import sizing
 from cscoach_pipeline.defs.speech.sizing import (
     available_cores,
     cgroup_cpu_quota,
     concurrent_stt_steps,
     instance_max_concurrent_runs,
     stt_threads,
+    transcriptions_at_once,
 )
 from cscoach_pipeline.settings import PROJECT_ROOT, load_settings
 
@@ -69,6 +74,18 @@ def test_without_an_instance_or_on_celery_the_cores_are_the_steps(tmp_path: Path
     assert concurrent_stt_steps("in_process", 0, None) == available_cores()
     assert concurrent_stt_steps("celery", 0, _home(tmp_path, "")) == available_cores()
     assert concurrent_stt_steps("celery", 3, None) == 3
+
+
+def test_recordings_transcribed_at_once_are_runs_capped_by_cores(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sizing, "available_cores", lambda: 2)
+    shipped = _home(tmp_path, (PROJECT_ROOT / "deploy" / "dagster.yaml").read_text())
+    assert transcriptions_at_once("in_process", shipped) == 2  # 3 runs at once, 2 cores
+    assert transcriptions_at_once("celery", shipped) == 3  # the STT workers are elsewhere
+    assert transcriptions_at_once("in_process", None) == 2
+    monkeypatch.setenv("DAGSTER_HOME", str(shipped))
+    assert ingest.resources(load_settings())["bucket"].transcriptions_at_once == 2
 
 
 def test_the_built_resource_carries_the_sized_threads(

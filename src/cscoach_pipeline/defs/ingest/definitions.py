@@ -10,6 +10,7 @@ from cscoach_pipeline.defs.ingest.assets import consultation_upload
 from cscoach_pipeline.defs.ingest.resources import BucketResource
 from cscoach_pipeline.defs.ingest.sensors import build_bucket_sensor
 from cscoach_pipeline.defs.ingest.storage import S3Options, SupabaseOptions
+from cscoach_pipeline.defs.speech.sizing import transcriptions_at_once
 from cscoach_pipeline.settings import Settings
 
 
@@ -42,6 +43,8 @@ def resources(settings: Settings) -> dict[str, Any]:
             settle_seconds=settings.settle_seconds,
             settle_recheck_s=settings.settle_recheck_s,
             text_batch_size=settings.text_batch_size,
+            audio_batch_size=settings.audio_batch_size,
+            transcriptions_at_once=transcriptions_at_once(settings.executor, settings.dagster_home),
             max_runs_per_tick=settings.max_runs_per_tick,
             tick_budget_s=settings.sensor_tick_budget_s,
             list_budget_s=settings.sensor_list_budget_s,

@@ -54,6 +54,14 @@ class BucketResource(ConfigurableResource):
     text_batch_size: int = Field(
         default=25, description="new text consultations of one tick run up to this many per run"
     )
+    audio_batch_size: int = Field(
+        default=4,
+        description="a burst of new recordings (more than transcriptions_at_once) shares "
+        "runs, up to this many per run; 1 = one run each",
+    )
+    transcriptions_at_once: int = Field(
+        default=0, description="recordings transcribed at once (0 = unknown: no floor)"
+    )
     max_runs_per_tick: int = Field(
         default=200, description="runs one sensor tick requests at most; the rest wait a tick"
     )

@@ -1,4 +1,5 @@
-"""Watches `incoming/` in the bucket: one dynamic partition and one run per new consultation.
+"""Watches `incoming/` in the bucket: one dynamic partition per new consultation, and a run
+for it (new chats of a tick, and a burst of new recordings, share runs: one launch for many).
 
 State lives in three places, all small or external: the warehouse's `bucket_objects` inventory
 (what was seen, with its change token and content fingerprint), its `sensor_state` row (the key
@@ -20,6 +21,7 @@ internal `bucket_objects` inventory keeps the real key, which the steps open.
 
 import hashlib
 import json
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -82,6 +84,8 @@ class TickPlan:
     new_partitions: list[str] = field(default_factory=list)
     # New text consultations of this tick, (id, shown key, version), run several per run.
     batchable: list[tuple[str, str, int]] = field(default_factory=list)
+    # New recordings of this tick, spread over runs (several per run only in a burst).
+    recordings: list[tuple[str, str, int]] = field(default_factory=list)
     pending: dict[str, str] = field(default_factory=dict)
     resume_after: str | None = None
     counts: dict[str, int] = field(
@@ -183,6 +187,7 @@ class BucketScanner:
         )
         self._repair_missing_partitions(plan)
         self._batch_text_consultations(plan)
+        self._batch_recordings(plan)
         return plan
 
     def _batch_text_consultations(self, plan: TickPlan) -> None:
@@ -196,7 +201,26 @@ class BucketScanner:
             if len(chunk) == 1:
                 plan.run_requests.append(_run_request(*chunk[0]))
             else:
-                plan.run_requests.append(_batch_run_request(chunk))
+                plan.run_requests.append(_batch_run_request(chunk, "text consultations"))
+
+    def _batch_recordings(self, plan: TickPlan) -> None:
+        """New recordings of a tick spread over as many runs as recordings are transcribed at
+        once (`transcriptions_at_once`), or more to keep at most `audio_batch_size` per run.
+        A lone recording, or as many as runs can start at once, still get a run each; only a
+        burst shares launches, which would otherwise wait in the queue and cost a process
+        start each on cores that transcription fills."""
+        chunks = recording_runs(
+            len(plan.recordings), self.bucket.audio_batch_size, self.bucket.transcriptions_at_once
+        )
+        start = 0
+        for size in chunks:
+            chunk = plan.recordings[start : start + size]
+            start += size
+            plan.new_partitions.extend(consultation_id for consultation_id, _, _ in chunk)
+            if len(chunk) == 1:
+                plan.run_requests.append(_run_request(*chunk[0]))
+            else:
+                plan.run_requests.append(_batch_run_request(chunk, "recordings"))
 
     def _wait(self, obj: StoredObject, token: str, plan: TickPlan) -> None:
         """Still being written: look again next tick."""
@@ -396,14 +420,15 @@ class BucketScanner:
         if fingerprint:
             self.active_by_fingerprint[fingerprint] = consultation_id
         plan.counts["changed" if known else "new"] += 1
-        if (
-            self.bucket.text_batch_size > 1
-            and guess_file_type(obj.key) == FileType.TEXT
-            and (self.has_partition is None or not self.has_partition(consultation_id))
-        ):
-            # A brand-new partition: batches are ranges of partitions added together.
-            plan.batchable.append((consultation_id, shown, version))
-            return
+        # Only brand-new partitions are batched: a batch is a range of partitions added together.
+        if self.has_partition is None or not self.has_partition(consultation_id):
+            is_text = guess_file_type(obj.key) == FileType.TEXT
+            if is_text and self.bucket.text_batch_size > 1:
+                plan.batchable.append((consultation_id, shown, version))
+                return
+            if not is_text and self.bucket.audio_batch_size > 1:
+                plan.recordings.append((consultation_id, shown, version))
+                return
         plan.new_partitions.append(consultation_id)
         plan.run_requests.append(_run_request(consultation_id, shown, version))
 
@@ -440,6 +465,7 @@ class BucketScanner:
         missing (a tick that died between recording it and returning its result)."""
         requested = {r.partition_key for r in plan.run_requests}
         requested |= {consultation_id for consultation_id, _, _ in plan.batchable}
+        requested |= {consultation_id for consultation_id, _, _ in plan.recordings}
         # Status rows show the display key; the inventory, keyed by the real key, has the id.
         active = {
             row.consultation_id: (key, row)
@@ -515,7 +541,20 @@ def _in_unfinished_batches(instance: DagsterInstance) -> set[str]:
     return {member for run in runs for member in batch_members(run.tags) or {}}
 
 
-def _batch_run_request(chunk: list[tuple[str, str, int]]) -> RunRequest:
+def recording_runs(count: int, batch_size: int, at_once: int) -> list[int]:
+    """Sizes of the runs `count` new recordings go in, in order: at least as many runs as
+    recordings are transcribed at once (each gets a core), at most `batch_size` recordings
+    each, sizes within one of each other so the runs finish together."""
+    if count == 0:
+        return []
+    runs = max(math.ceil(count / max(1, batch_size)), min(count, max(1, at_once)))
+    if batch_size <= 1:
+        runs = count
+    share, extra = divmod(count, runs)
+    return [share + 1 if i < extra else share for i in range(runs)]
+
+
+def _batch_run_request(chunk: list[tuple[str, str, int]], what: str) -> RunRequest:
     members = {consultation_id: version for consultation_id, _, version in chunk}
     digest = hashlib.sha1(json.dumps(members, sort_keys=True).encode()).hexdigest()[:16]
     return RunRequest(
@@ -525,7 +564,7 @@ def _batch_run_request(chunk: list[tuple[str, str, int]]) -> RunRequest:
             ASSET_PARTITION_RANGE_END_TAG: chunk[-1][0],
             # The range is resolved when the run starts; only these members are processed.
             BATCH_TAG: json.dumps(members, separators=(",", ":")),
-            SOURCE_KEY_TAG: f"{len(chunk)} text consultations",
+            SOURCE_KEY_TAG: f"{len(chunk)} {what}",
         },
     )
 
@@ -539,7 +578,8 @@ def build_bucket_sensor(interval_s: int = 10) -> SensorDefinition:
         job=process_consultation_job,
         minimum_interval_seconds=interval_s,
         default_status=DefaultSensorStatus.RUNNING,
-        description="Finds new or changed consultations under incoming/ and requests one run each.",
+        description="Finds new or changed consultations under incoming/ and requests their runs "
+        "(a partition each; new chats, and bursts of recordings, several per run).",
     )
     def consultation_bucket_sensor(
         context: SensorEvaluationContext, bucket: BucketResource, warehouse: WarehouseResource
@@ -585,7 +625,7 @@ def scan_bucket(
     # Every run's partition is in the same result (Dagster skips those that exist already):
     # both _admit and _repair_missing_partitions add the partition of each run they request.
     # Batched partitions keep their order at the end: each batch run is a range of them.
-    batched = [c for c, _, _ in plan.batchable]
+    batched = [c for c, _, _ in plan.recordings] + [c for c, _, _ in plan.batchable]
     partitions = sorted(set(plan.new_partitions) - set(batched)) + batched
     return SensorResult(
         run_requests=plan.run_requests,
