@@ -81,7 +81,7 @@ def test_settings_reach_definitions_as_resource_fields_and_intervals(
     assert loaded.get_sensor_def("consultation_bucket_sensor").minimum_interval_seconds == 7
     analysis = loaded.get_assets_def("consultation_analysis")
     assert analysis.code_versions_by_key[analysis.keys_by_output_name["consultation_analysis"]] == (
-        "prompt-v2"
+        "prompt-v2+scorecard-inbound/v1"
     )
 
 

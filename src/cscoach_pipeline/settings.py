@@ -91,6 +91,8 @@ class Settings(BaseSettings):
     # Analysis. An empty analyzer means Gemini when GEMINI_API_KEY is set, else local rules.
     analyzer: str = ""
     prompt_version: str = "v1"
+    # The scorecard consultations are scored against: scorecards/<name>/<version>.yaml.
+    scorecard: str = "inbound/v1"
     gemini_api_key: SecretStr | None = Field(default=None, validation_alias=_env("GEMINI_API_KEY"))
     gemini_base_url: str | None = Field(
         default=None, validation_alias=_env("GOOGLE_GEMINI_BASE_URL")
@@ -213,6 +215,21 @@ class Settings(BaseSettings):
 
         _one_of(value, available_prompt_versions())
         load_prompt(value)  # a broken file is refused here, not per consultation
+        return value
+
+    @field_validator("scorecard")
+    @classmethod
+    def _known_scorecard(cls, value: str) -> str:
+        from cscoach_pipeline.defs.scoring.answers import unanswerable_questions
+        from cscoach_pipeline.defs.scoring.scorecards import load_scorecard
+
+        scorecard = load_scorecard(value)  # unknown or broken: refused here, naming the file
+        missing = unanswerable_questions(scorecard)
+        if missing:
+            raise ValueError(
+                f"scorecard {value}: no rule answers {', '.join(missing)} and N/A is not "
+                "allowed (set local_rule or na_allowed)"
+            )
         return value
 
     @field_validator("gemini_prices")

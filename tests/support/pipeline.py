@@ -37,6 +37,7 @@ BI_TABLES = (
     "transcript_segments",
     "analyses",
     "quality_metrics",
+    "scorecard_answers",
 )
 
 

@@ -156,7 +156,8 @@ def test_injected_instructions_stay_data(tmp_path: Path, fake: FakeGemini) -> No
     user = request.prompt_text
     body = user[user.index("<transcript>") : user.rindex("</transcript>")]
     assert INJECTION in body.lower() and "</transcript>" not in body[12:]
-    assert harness.table("quality_metrics").overall_score.iloc[0] < 100
+    # The model's rubric (all 4s), not the injected full marks (all 5s).
+    assert harness.table("quality_metrics").rubric_mean.iloc[0] == 80.0
 
 
 def test_unknown_model_stops_the_code_location_at_start_up(

@@ -67,7 +67,7 @@ class Analysed:
             "prompt_version": self.prompt.version,
             "prompt_variant": self.prompt.variant or "",
             "resolution_status": analysis.resolution_status.value,
-            "overall_score": overall_score(analysis.rubric),
+            "rubric_mean": overall_score(analysis.rubric),
             "summary": MetadataValue.md(analysis.summary),
             "rubric": MetadataValue.json(
                 {name: getattr(analysis.rubric, name).score for name in RUBRIC_CRITERIA}

@@ -34,6 +34,7 @@ from cscoach_pipeline.defs.partitions import (
 from cscoach_pipeline.defs.privacy.assets import transcript
 from cscoach_pipeline.defs.privacy.redaction import read_redacted_transcript
 from cscoach_pipeline.defs.recovery.resources import RecoveryResource
+from cscoach_pipeline.defs.scoring.scorecards import load_scorecard
 from cscoach_pipeline.defs.scoring.scores import score_and_report
 from cscoach_pipeline.defs.steps import (
     consultation_step,
@@ -47,12 +48,14 @@ from cscoach_pipeline.errors import ConsultationInputError
 BACKFILL_PARTITIONS_PER_RUN = 100
 
 
-def build_analysis_assets(prompt_version: str, analyzer_name: str) -> AssetsDefinition:
-    """Both assets carry the active prompt version as their code version, so switching it
-    marks every partition out of date; their kind names the analyzer that answers."""
+def build_analysis_assets(
+    prompt_version: str, analyzer_name: str, scorecard: str = "inbound/v1"
+) -> AssetsDefinition:
+    """Both assets carry the active prompt and scorecard versions as their code version, so
+    switching either marks every partition out of date; their kind names the analyzer."""
     scored = {
         "group_name": CONSULTATION_GROUP,
-        "code_version": f"prompt-{prompt_version}",
+        "code_version": f"prompt-{prompt_version}+scorecard-{scorecard}",
         "skippable": True,
     }
 
@@ -71,7 +74,8 @@ def build_analysis_assets(prompt_version: str, analyzer_name: str) -> AssetsDefi
                 "quality_metrics",
                 deps=["consultation_analysis"],
                 kinds={"sql"},
-                description="Overall score from the rubric plus talk-time, pace, silence, "
+                description="Overall score from the scorecard's weighted questions (pass "
+                "state, answers in scorecard_answers) plus talk-time, pace, silence, "
                 "interruption and latency metrics from the timed transcript.",
                 **scored,
             ),
@@ -176,9 +180,16 @@ def _analyse_and_score(
 
     started = time.perf_counter()
     with consultation_step(context, warehouse, "quality_metrics", key, version) as source:
-        scored = score_and_report(clean, arm.version, artifacts, source.shown_key)
+        scorecard = load_scorecard(analyzer.scorecard)
+        scored = score_and_report(clean, arm.version, scorecard, artifacts, source.shown_key)
         warehouse.results.save_quality_metrics(
             scored.score.row(source.consultation_id, arm.version, arm.variant)
+        )
+        warehouse.results.save_scorecard_answers(
+            source.consultation_id,
+            scorecard.label,
+            arm.version,
+            scored.score.scorecard.rows(source.consultation_id, arm.version),
         )
         warehouse.consultations.update(
             source.consultation_id, report_location=scored.report_location

@@ -14,7 +14,11 @@ from cscoach_pipeline.settings import Settings
 
 def defs(settings: Settings) -> dg.Definitions:
     return dg.Definitions(
-        assets=[build_analysis_assets(settings.prompt_version, settings.analyzer_name)]
+        assets=[
+            build_analysis_assets(
+                settings.prompt_version, settings.analyzer_name, settings.scorecard
+            )
+        ]
     )
 
 
@@ -27,6 +31,7 @@ def resources(settings: Settings) -> dict[str, Any]:
             api_key=dg.EnvVar("GEMINI_API_KEY") if settings.gemini_api_key else None,
             base_url=settings.gemini_base_url,
             prompt_version=settings.prompt_version,
+            scorecard=settings.scorecard,
             requests_per_minute=settings.gemini_rpm,
             max_concurrent=settings.gemini_max_concurrency,
             timeout_s=settings.gemini_timeout_s,

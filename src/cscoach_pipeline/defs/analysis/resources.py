@@ -34,6 +34,7 @@ class AnalyzerResource(ConfigurableResource):
         default=None, description="override endpoint (proxy, gateway, test server)"
     )
     prompt_version: str = "v1"
+    scorecard: str = Field(default="inbound/v1", description="scorecard <name>/<version>")
     max_retries: int = 3
     backoff_base_s: float = 2.0
     timeout_s: float = 120.0

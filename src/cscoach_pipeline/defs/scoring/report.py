@@ -3,22 +3,36 @@
 from __future__ import annotations
 
 from cscoach_pipeline.defs.analysis.schema import RUBRIC_CRITERIA, ConsultationAnalysis
+from cscoach_pipeline.defs.scoring.scorecards import ScorecardResult
 
 REPORT_ARTIFACT = "report.md"
 
 
-def coaching_report(source_key: str, score: float, analysis: ConsultationAnalysis) -> str:
+def coaching_report(
+    source_key: str, score: float, analysis: ConsultationAnalysis, card: ScorecardResult
+) -> str:
     rubric = [(name, getattr(analysis.rubric, name)) for name in RUBRIC_CRITERIA]
     lines = [
         f"# Coaching report: {source_key}",
         "",
-        f"**Overall score:** {score} / 100  ",
+        f"**Overall score:** {score} / 100 ({card.scorecard.title}, {card.scorecard.label})  ",
+        f"**Result:** {card.pass_state.value.replace('_', ' ')}: {card.reason}  ",
         f"**Resolution:** {analysis.resolution_status.value}  ",
         f"**Customer sentiment:** {analysis.customer_sentiment.start.value} -> "
         f"{analysis.customer_sentiment.end.value}",
         "",
         "## Summary",
         analysis.summary,
+        "",
+        "## Scorecard",
+        "| question | answer | score | why |",
+        "|---|---|---|---|",
+        *(
+            f"| {a.question.id}{' (critical)' if a.question.critical else ''} | {a.answer.answer} "
+            f"| {'–' if a.score is None else f'{a.score:g}/{a.question.max_score:g}'} "
+            f"| {a.answer.evidence} |"
+            for a in card.answers
+        ),
         "",
         "## Rubric",
         "| criterion | score | reason |",

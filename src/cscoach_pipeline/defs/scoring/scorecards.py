@@ -42,6 +42,8 @@ class Question(BaseModel):
     weight: float = Field(default=1.0, gt=0)
     na_allowed: bool = False
     critical: bool = False
+    # The offline rule that answers it (defs/scoring/answers.py), when not named as its id.
+    local_rule: str | None = None
 
     @model_validator(mode="after")
     def _choices_are_distinct_and_critical_can_fail(self) -> Question:

@@ -1,6 +1,6 @@
-"""One consultation's quality score: the rubric's overall score beside the call metrics
-measured from the timed transcript (talk time, pace, silence, interruptions, latency), and
-its coaching report."""
+"""One consultation's quality score: its answers to the active scorecard (weighted, with N/A
+and critical questions, defs/scoring/scorecards.py) beside the call metrics measured from the
+timed transcript (talk time, pace, silence, interruptions, latency), and its coaching report."""
 
 from __future__ import annotations
 
@@ -14,8 +14,15 @@ from cscoach_pipeline.defs.analysis.schema import (
     overall_score,
 )
 from cscoach_pipeline.defs.ingest.resources import ConsultationArtifacts
+from cscoach_pipeline.defs.scoring.answers import answer_scorecard
 from cscoach_pipeline.defs.scoring.metrics import CallMetrics, compute_call_metrics
 from cscoach_pipeline.defs.scoring.report import REPORT_ARTIFACT, coaching_report
+from cscoach_pipeline.defs.scoring.scorecards import (
+    PassState,
+    Scorecard,
+    ScorecardResult,
+    score_answers,
+)
 from cscoach_pipeline.defs.speech.transcript import Transcript
 
 
@@ -24,6 +31,8 @@ class QualityScore:
     overall: float
     rubric: dict[str, int]
     metrics: CallMetrics
+    scorecard: ScorecardResult
+    rubric_mean: float
 
     def row(
         self, consultation_id: str, prompt_version: str, prompt_variant: str | None
@@ -34,6 +43,10 @@ class QualityScore:
             "prompt_version": prompt_version,
             "prompt_variant": prompt_variant,
             "overall_score": self.overall,
+            "scorecard_version": self.scorecard.scorecard.label,
+            "pass_state": self.scorecard.pass_state.value,
+            "pass_reason": self.scorecard.reason[:500],
+            "rubric_mean": self.rubric_mean,
             **{f"{name}_score": score for name, score in self.rubric.items()},
             **self.metrics.model_dump(),
         }
@@ -42,15 +55,28 @@ class QualityScore:
         shown = {k: v for k, v in self.metrics.model_dump().items() if v is not None}
         return {
             "overall_score": self.overall,
+            "scorecard": self.scorecard.scorecard.label,
+            "pass_state": self.scorecard.pass_state.value,
+            "pass_reason": self.scorecard.reason,
+            "rubric_mean": self.rubric_mean,
             **{k: round(v, 3) if isinstance(v, float) else v for k, v in shown.items()},
         }
 
 
-def score_consultation(transcript: Transcript, analysis: ConsultationAnalysis) -> QualityScore:
+def score_consultation(
+    transcript: Transcript, analysis: ConsultationAnalysis, scorecard: Scorecard
+) -> QualityScore:
+    metrics = compute_call_metrics(transcript)
+    result = score_answers(scorecard, answer_scorecard(scorecard, analysis, metrics))
+    rubric_mean = overall_score(analysis.rubric)
+    # A card whose every question was N/A has no score of its own: the rubric's stands in.
+    overall = result.overall_score if result.pass_state != PassState.NOT_SCORED else rubric_mean
     return QualityScore(
-        overall=overall_score(analysis.rubric),
+        overall=overall if overall is not None else rubric_mean,
         rubric={name: getattr(analysis.rubric, name).score for name in RUBRIC_CRITERIA},
-        metrics=compute_call_metrics(transcript),
+        metrics=metrics,
+        scorecard=result,
+        rubric_mean=rubric_mean,
     )
 
 
@@ -64,6 +90,7 @@ class ScoredConsultation:
 def score_and_report(
     transcript: Transcript,
     prompt_version: str,
+    scorecard: Scorecard,
     artifacts: ConsultationArtifacts,
     shown_key: str,
 ) -> ScoredConsultation:
@@ -71,6 +98,8 @@ def score_and_report(
     analysis = ConsultationAnalysis.model_validate(
         artifacts.read_json(analysis_artifact(prompt_version))
     )
-    score = score_consultation(transcript, analysis)
-    artifacts.write_text(REPORT_ARTIFACT, coaching_report(shown_key, score.overall, analysis))
+    score = score_consultation(transcript, analysis, scorecard)
+    artifacts.write_text(
+        REPORT_ARTIFACT, coaching_report(shown_key, score.overall, analysis, score.scorecard)
+    )
     return ScoredConsultation(score, analysis, artifacts.locate(REPORT_ARTIFACT))

@@ -411,6 +411,24 @@ class ResultStore(TableAccess):
     def save_quality_metrics(self, row: Mapping[str, Any]) -> None:
         self._save_versioned(tables.quality_metrics, row)
 
+    def save_scorecard_answers(
+        self,
+        consultation_id: str,
+        scorecard_version: str,
+        prompt_version: str,
+        rows: Sequence[Mapping[str, Any]],
+    ) -> None:
+        """One consultation's answers to one scorecard version, replaced as a whole."""
+        key = {
+            "consultation_id": consultation_id,
+            "scorecard_version": scorecard_version,
+            "prompt_version": prompt_version,
+        }
+        now = utcnow()
+        self.replace_rows(
+            tables.scorecard_answers, key, [{**row, **key, "created_at": now} for row in rows]
+        )
+
     def _save_versioned(self, table: Table, row: Mapping[str, Any]) -> None:
         key = {"consultation_id": row["consultation_id"], "prompt_version": row["prompt_version"]}
         self.replace_rows(table, key, [{**row, "created_at": utcnow()}])

@@ -142,7 +142,16 @@ quality_metrics = Table(
     Column("consultation_id", String(200), primary_key=True),
     Column("prompt_version", String(40), primary_key=True),
     Column("prompt_variant", String(40), comment="A/B variant of the prompt version, if any"),
-    Column("overall_score", Float, nullable=False, comment="0-100, mean of rubric scores"),
+    Column(
+        "overall_score",
+        Float,
+        nullable=False,
+        comment="0-100, the scorecard's weighted score of applicable questions",
+    ),
+    Column("scorecard_version", String(80), comment="<name>/<version> the score is against"),
+    Column("pass_state", String(20), comment="passed | below_pass_mark | failed | not_scored"),
+    Column("pass_reason", String(500), comment="why: the pass mark, or the failed critical"),
+    Column("rubric_mean", Float, comment="0-100, plain mean of the seven rubric scores"),
     *(Column(f"{name}_score", Integer, comment="rubric 0-5") for name in RUBRIC_COLUMNS),
     Column("duration_s", Float),
     Column("agent_talk_s", Float),
@@ -161,6 +170,24 @@ quality_metrics = Table(
     Column("agent_turns", Integer),
     Column("customer_turns", Integer),
     Column("segment_count", Integer),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+scorecard_answers = Table(
+    "scorecard_answers",
+    metadata,
+    Column("consultation_id", String(200), primary_key=True),
+    Column("scorecard_version", String(80), primary_key=True),
+    Column("prompt_version", String(40), primary_key=True),
+    Column("question_id", String(80), primary_key=True),
+    Column("answer", String(40), nullable=False, comment="a choice of the question, or n/a"),
+    Column("score", Float, comment="null when N/A"),
+    Column("max_score", Float, nullable=False),
+    Column("weight", Float, nullable=False),
+    Column("na", Boolean, nullable=False),
+    Column("critical", Boolean, nullable=False),
+    Column("evidence", Text, comment="why the answer: a reason or quote (PII redacted)"),
+    Column("start_s", Float, comment="where the evidence starts in the call, if known"),
     Column("created_at", DateTime(timezone=True), nullable=False),
 )
 
