@@ -144,6 +144,7 @@ format: setup-test
 bench: setup-test
 	$(BIN)/python -m benchmarks.pipeline_benchmark
 	$(BIN)/python -m benchmarks.throughput_benchmark
+	$(BIN)/python -m benchmarks.scorecard_agreement
 
 ## clean: start over: deletes .venv, all of data/ (bucket folder, warehouse, Dagster home), caches
 clean:

@@ -45,19 +45,25 @@ def test_real_definitions_list_every_stage(embedded_env: Path) -> None:
         "transcript",
         "consultation_analysis",
         "quality_metrics",
+        "qa_reviews",
+        "scorecard_calibration",
     }
     jobs = {job.name for job in loaded.jobs or []}
-    assert jobs == {"process_consultation", "reanalyze_consultations", "requeue_consultations"}
+    assert jobs == {
+        "process_consultation", "reanalyze_consultations", "requeue_consultations",
+        "load_qa_reviews",
+    }  # fmt: skip
     sensors = {sensor.name for sensor in loaded.sensors or []}
     assert sensors == {
         "consultation_bucket_sensor",
         "recover_stranded_consultations",
         "record_failed_consultation_run",
         "record_cancelled_consultation_run",
+        "qa_review_files",
     }
     resources = loaded.resources or {}
     assert set(resources) == {
-        "bucket", "media", "speech_to_text", "analyzer", "warehouse", "recovery",
+        "bucket", "media", "speech_to_text", "analyzer", "warehouse", "recovery", "reviews",
     }  # fmt: skip
     assert resources["bucket"].url == (embedded_env / "bucket").as_uri()
     assert resources["analyzer"].analyzer == "local-rules"

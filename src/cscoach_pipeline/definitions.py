@@ -24,6 +24,7 @@ from dagster._core.definitions.definitions_load_context import (
 from cscoach_pipeline.defs.analysis import definitions as analysis
 from cscoach_pipeline.defs.analysis.analyzers import ConfigurationError
 from cscoach_pipeline.defs.analysis.resources import AnalyzerResource
+from cscoach_pipeline.defs.calibration import definitions as calibration
 from cscoach_pipeline.defs.ingest import definitions as ingest
 from cscoach_pipeline.defs.jobs import process_consultation_job, reanalyze_consultations_job
 from cscoach_pipeline.defs.privacy import definitions as privacy
@@ -34,7 +35,7 @@ from cscoach_pipeline.defs.warehouse import definitions as warehouse
 from cscoach_pipeline.settings import PROJECT_ROOT, Settings, load_settings
 
 # In pipeline order; each has `defs(settings)` and `resources(settings)`.
-STAGES = (ingest, speech, privacy, analysis, warehouse, recovery, retention)
+STAGES = (ingest, speech, privacy, analysis, warehouse, calibration, recovery, retention)
 
 
 def build_resources(settings: Settings) -> dict[str, Any]:

@@ -54,6 +54,9 @@ class Settings(BaseSettings):
     warehouse_url: str = Field(default=f"sqlite:///{DEFAULT_DATA_DIR / 'warehouse.db'}")
     incoming_prefix: str = "incoming/"
     artifacts_prefix: str = "artifacts/"
+    # QA reviewers' files (CSV / JSON lines) for the scorecard calibration.
+    reviews_prefix: str = "reviews/"
+    reviews_interval_s: int = Field(default=30, ge=1)
     # e.g. "incoming/{team}/{agent_id}/": folders that name the team and the agent.
     key_pattern: str = ""
     # Storage backends' options (credentials themselves come from boto3's chain / EnvVar).

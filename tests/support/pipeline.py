@@ -38,6 +38,9 @@ BI_TABLES = (
     "analyses",
     "quality_metrics",
     "scorecard_answers",
+    "qa_reviews",
+    "review_errors",
+    "scorecard_calibration",
 )
 
 

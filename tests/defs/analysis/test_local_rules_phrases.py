@@ -65,19 +65,20 @@ def _rejection(path: Path) -> str:
 # --- the shipped book ------------------------------------------------------------------------
 
 
-def test_shipped_v1_loads_once_and_is_the_default() -> None:
-    assert DEFAULT_PHRASE_BOOK == "v1"
-    assert "v1" in available_phrase_books()
+def test_shipped_v1_loads_once_and_v2_is_the_default() -> None:
+    assert DEFAULT_PHRASE_BOOK == "v2"
+    assert {"v1", "v2"} <= set(available_phrase_books())
+    assert load_phrase_book("v2").hold_request and not load_phrase_book("v1").hold_request
     book = load_phrase_book("v1")
     assert book.version == "v1"
     assert book.source == str(V1)
-    assert load_phrase_book() is book  # compiled once per process, however it is asked for
+    assert load_phrase_book("v1") is book  # compiled once per process, however it is asked for
     assert book.greeting and book.topics and book.actions and "네" in book.fillers
     assert set(book.status_sentences) == set(ResolutionStatus)
 
-    by_default = analyze_locally(HOWDY_CALL)
-    assert analyze_locally(HOWDY_CALL, phrase_book="v1") == by_default
-    assert analyze_locally(HOWDY_CALL, phrase_book=book) == by_default
+    by_name = analyze_locally(HOWDY_CALL, phrase_book="v1")
+    assert analyze_locally(HOWDY_CALL, phrase_book=book) == by_name
+    assert analyze_locally(HOWDY_CALL) == analyze_locally(HOWDY_CALL, phrase_book="v2")
 
 
 def test_wording_schema_covers_every_criterion_and_status() -> None:

@@ -1,7 +1,8 @@
 """Proves how a consultation is answered against the scorecard and scored with it.
 
 Unit: each offline rule (defs/scoring/answers.py) turns the analysis (rubric scores and
-reasons, resolution) and the measured metrics (interruptions, silences) into a choice of
+reasons, resolution), the measured metrics (interruptions, silences) and what the agent
+said (hedges lower accuracy; asking before a hold and thanking after it) into a choice of
 the question, with its evidence; hold etiquette is N/A without a hold; rude language fails
 the critical compliance question and so the consultation; a question no rule answers is
 N/A, and a scorecard that would leave a required one unanswered is refused at load.
@@ -18,13 +19,15 @@ import pytest
 
 from cscoach_pipeline.defs.analysis.schema import ConsultationAnalysis
 from cscoach_pipeline.defs.scoring.answers import answer_scorecard, unanswerable_questions
-from cscoach_pipeline.defs.scoring.metrics import CallMetrics
+from cscoach_pipeline.defs.scoring.metrics import CallMetrics, compute_call_metrics
 from cscoach_pipeline.defs.scoring.scorecards import (
+    Answer,
     PassState,
     Scorecard,
     load_scorecard,
     score_answers,
 )
+from cscoach_pipeline.defs.speech.transcript import Segment, Speaker, Transcript
 from cscoach_pipeline.settings import Settings
 from tests.support.fake_gemini import valid_analysis
 from tests.support.pipeline import PipelineHarness
@@ -73,16 +76,68 @@ def test_listening_counts_the_agents_interruptions() -> None:
     assert _answers(_analysis(), interruptions_by_agent=5)["active_listening"] == "no"
 
 
-def test_hold_etiquette_is_na_without_a_hold_and_judged_with_one() -> None:
+def _timed(*turns: tuple[Speaker, float, float, str]) -> Transcript:
+    segments = [Segment(speaker=sp, start_s=a, end_s=b, text=t) for sp, a, b, t in turns]
+    return Transcript(segments=segments, language="en", source="stt", duration_s=turns[-1][2])
+
+
+def _with_transcript(analysis: ConsultationAnalysis, transcript: Transcript) -> dict[str, Answer]:
+    given = answer_scorecard(INBOUND, analysis, compute_call_metrics(transcript), transcript)
+    return {a.question_id: a for a in given}
+
+
+def test_hold_etiquette_is_na_without_a_hold_and_judged_by_what_the_agent_said() -> None:
     assert _answers(_analysis(), longest_silence_s=4.0)["hold_etiquette"] == "n/a"
-    assert (
-        _answers(_analysis({"professionalism": 5}), longest_silence_s=45.0)["hold_etiquette"]
-        == "partly"
+    # A long silence and nothing said about it (no transcript to show otherwise).
+    assert _answers(_analysis(), longest_silence_s=45.0)["hold_etiquette"] == "no"
+    A, C = Speaker.AGENT, Speaker.CUSTOMER
+    asked = (A, 5.0, 9.0, "May I place you on hold for a minute while I check?")
+    thanked = (A, 60.0, 65.0, "Thank you for waiting, I found it.")
+    unexplained = (A, 60.0, 65.0, "Right, I found it.")
+    opening = (C, 0.0, 4.0, "Can you check my order?")
+    handled = _with_transcript(_analysis(), _timed(opening, asked, thanked))["hold_etiquette"]
+    assert handled.answer == "yes"
+    assert handled.evidence == (
+        "silence of 51 s; agent asked before the hold and thanked the customer after it"
     )
-    assert (
-        _answers(_analysis({"professionalism": 2}), longest_silence_s=45.0)["hold_etiquette"]
-        == "no"
-    )
+    half = _with_transcript(_analysis(), _timed(opening, asked, unexplained))["hold_etiquette"]
+    assert half.answer == "partly"
+    silent = (A, 5.0, 9.0, "Let me look.")
+    none = _with_transcript(_analysis(), _timed(opening, silent, unexplained))["hold_etiquette"]
+    assert (none.answer, none.evidence) == ("no", "silence of 51 s; unexplained")
+
+
+def test_hedging_lowers_accuracy_whatever_the_rubric_says() -> None:
+    A = Speaker.AGENT
+    analysis = _analysis({"accuracy": 5}, resolution_status="resolved")
+    sure = _timed((A, 0.0, 3.0, "Your refund was issued today."))
+    assert _with_transcript(analysis, sure)["accuracy"].answer == "yes"
+    one = _timed((A, 0.0, 3.0, "I think the refund was issued today."))
+    assert _with_transcript(analysis, one)["accuracy"].answer == "partly"
+    two = _timed((A, 0.0, 3.0, "I think the refund was issued, I'm not sure when."))
+    given = _with_transcript(analysis, two)["accuracy"]
+    assert (given.answer, given.evidence) == ("no", "uncertain wording: 'i think', 'not sure'")
+
+
+def test_closing_needs_an_outcome_and_identification_one_identifier() -> None:
+    resolved = _analysis({"closing": 5, "identification": 3}, resolution_status="resolved")
+    vague = _analysis({"closing": 5, "identification": 1}, resolution_status="unknown")
+    assert _answers(resolved)["closing"] == "yes"
+    assert _answers(vague)["closing"] == "partly"  # nothing to summarise at the close
+    assert _answers(resolved)["identification"] == "yes"
+    assert _answers(vague)["identification"] == "no"
+
+
+def test_courtesy_without_anything_to_acknowledge_is_partly_empathetic() -> None:
+    neutral = {"start": "neutral", "end": "positive"}
+    calm = _analysis({"empathy": 1, "professionalism": 5}, customer_sentiment=neutral)
+    assert _answers(calm)["empathy"] == "partly"
+    # An upset customer left unacknowledged, or a discourteous agent: not met.
+    upset = _analysis({"empathy": 1, "professionalism": 5})
+    assert upset.customer_sentiment.start.value == "negative"
+    assert _answers(upset)["empathy"] == "no"
+    curt = _analysis({"empathy": 1, "professionalism": 2}, customer_sentiment=neutral)
+    assert _answers(curt)["empathy"] == "no"
 
 
 def test_rude_language_fails_compliance_and_the_consultation() -> None:

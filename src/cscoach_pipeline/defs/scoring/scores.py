@@ -67,7 +67,7 @@ def score_consultation(
     transcript: Transcript, analysis: ConsultationAnalysis, scorecard: Scorecard
 ) -> QualityScore:
     metrics = compute_call_metrics(transcript)
-    result = score_answers(scorecard, answer_scorecard(scorecard, analysis, metrics))
+    result = score_answers(scorecard, answer_scorecard(scorecard, analysis, metrics, transcript))
     rubric_mean = overall_score(analysis.rubric)
     # A card whose every question was N/A has no score of its own: the rubric's stands in.
     overall = result.overall_score if result.pass_state != PassState.NOT_SCORED else rubric_mean

@@ -16,6 +16,7 @@ from cscoach_pipeline.defs.warehouse.stores import (
     InventoryStore,
     ResultStore,
     RetentionStore,
+    ReviewStore,
     StatusStore,
     TableAccess,
 )
@@ -54,6 +55,10 @@ class WarehouseResource(ConfigurableResource):
     @property
     def retention(self) -> RetentionStore:
         return RetentionStore(self.engine)
+
+    @property
+    def reviews(self) -> ReviewStore:
+        return ReviewStore(self.engine)
 
     @property
     def analysis_cache(self) -> AnalysisCacheStore:

@@ -434,6 +434,118 @@ class ResultStore(TableAccess):
         self.replace_rows(table, key, [{**row, "created_at": utcnow()}])
 
 
+class ReviewStore(TableAccess):
+    """`qa_reviews`, `review_errors` and the loaded files (`review_files`): human
+    reviewers' answers, replaced file by file."""
+
+    def loaded_tokens(self) -> dict[str, str]:
+        t = tables.review_files
+        with self.engine.connect() as conn:
+            return dict(conn.execute(select(t.c.review_file, t.c.version_token)).all())
+
+    def consultation_exists(self, consultation_id: str) -> bool:
+        t = tables.consultations
+        query = select(t.c.consultation_id).where(t.c.consultation_id == consultation_id)
+        with self.engine.connect() as conn:
+            return conn.execute(query).first() is not None
+
+    def consultation_with_key(self, shown_key: str) -> str | None:
+        t = tables.consultations
+        query = select(t.c.consultation_id).where(t.c.source_key == shown_key).limit(1)
+        with self.engine.connect() as conn:
+            return conn.execute(query).scalar()
+
+    def save_file(
+        self,
+        review_file: str,
+        version_token: str,
+        rows: Sequence[Mapping[str, Any]],
+        errors: Sequence[Mapping[str, Any]],
+    ) -> int:
+        """One file's rows and errors replace what it gave before, in one transaction. A
+        row for an answer another file gave (same consultation, scorecard, reviewer and
+        question) replaces that one: the newest file wins. Returns how many it replaced."""
+        q, e = tables.qa_reviews, tables.review_errors
+        now = utcnow()
+        replaced = 0
+        with self.engine.begin() as conn:
+            conn.execute(q.delete().where(q.c.review_file == review_file))
+            for row in rows:
+                result = conn.execute(
+                    q.delete().where(_where(q, {name: row[name] for name in _REVIEW_KEY}))
+                )
+                replaced += result.rowcount or 0
+            if rows:
+                conn.execute(q.insert(), [{**row, "loaded_at": now} for row in rows])
+            conn.execute(e.delete().where(e.c.review_file == review_file))
+            if errors:
+                conn.execute(e.insert(), [{**error, "loaded_at": now} for error in errors])
+            f = tables.review_files
+            conn.execute(f.delete().where(f.c.review_file == review_file))
+            conn.execute(
+                f.insert().values(
+                    review_file=review_file,
+                    version_token=version_token,
+                    rows_loaded=len(rows),
+                    errors=len(errors),
+                    loaded_at=now,
+                )
+            )
+        return replaced
+
+    def reviews(self) -> list[dict[str, Any]]:
+        return self.fetch_rows(tables.qa_reviews)
+
+    def reviewed_answers(self) -> list[dict[str, Any]]:
+        """`scorecard_answers` of reviewed consultations, with the analyzer that answered."""
+        s, a, q = tables.scorecard_answers, tables.analyses, tables.qa_reviews
+        query = (
+            select(
+                s.c.consultation_id,
+                s.c.scorecard_version,
+                s.c.prompt_version,
+                s.c.question_id,
+                s.c.answer,
+                s.c.score,
+                s.c.max_score,
+                a.c.analyzer,
+            )
+            .join(
+                a,
+                and_(
+                    a.c.consultation_id == s.c.consultation_id,
+                    a.c.prompt_version == s.c.prompt_version,
+                ),
+            )
+            .where(s.c.consultation_id.in_(select(q.c.consultation_id).distinct()))
+        )
+        with self.engine.connect() as conn:
+            return [dict(row._mapping) for row in conn.execute(query)]
+
+    def answers_watermark(self) -> str:
+        """Changes whenever a reviewed consultation gets new scorecard answers: when to
+        compute the calibration again."""
+        s, q = tables.scorecard_answers, tables.qa_reviews
+        query = select(func.max(s.c.created_at), func.count()).where(
+            s.c.consultation_id.in_(select(q.c.consultation_id).distinct())
+        )
+        with self.engine.connect() as conn:
+            latest, count = conn.execute(query).one()
+        return f"{latest}|{count}"
+
+    def save_calibration(self, rows: Sequence[Mapping[str, Any]]) -> None:
+        """The calibration as a whole: every row replaced in one transaction."""
+        t = tables.scorecard_calibration
+        now = utcnow()
+        with self.engine.begin() as conn:
+            conn.execute(t.delete())
+            if rows:
+                conn.execute(t.insert(), [{**row, "computed_at": now} for row in rows])
+
+
+_REVIEW_KEY = ("consultation_id", "scorecard_version", "reviewer", "question_id")
+
+
 class AnalysisCacheStore(TableAccess):
     """`analysis_cache`: answers by the hash of everything that determines them."""
 

@@ -191,6 +191,67 @@ scorecard_answers = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
 )
 
+qa_reviews = Table(
+    "qa_reviews",
+    metadata,
+    Column("consultation_id", String(200), primary_key=True),
+    Column("scorecard_version", String(80), primary_key=True),
+    Column("reviewer", String(200), primary_key=True, comment="as the review file names them"),
+    Column("question_id", String(80), primary_key=True),
+    Column("answer", String(40), nullable=False, comment="a choice of the question, or n/a"),
+    Column("score", Float, comment="the choice's score; null when N/A"),
+    Column("max_score", Float, nullable=False),
+    Column("na", Boolean, nullable=False),
+    Column("comment", Text, comment="the reviewer's comment, PII redacted"),
+    Column("review_file", Text, nullable=False, comment="object key of the file under reviews/"),
+    Column("row_number", Integer, nullable=False, comment="row in that file (header = 1)"),
+    Column("loaded_at", DateTime(timezone=True), nullable=False),
+)
+
+review_errors = Table(
+    "review_errors",
+    metadata,
+    Column("review_file", String(1024), primary_key=True),
+    Column("row_number", Integer, primary_key=True, comment="0: the whole file"),
+    Column("reason", Text, nullable=False),
+    Column("loaded_at", DateTime(timezone=True), nullable=False),
+)
+
+scorecard_calibration = Table(
+    "scorecard_calibration",
+    metadata,
+    Column("scorecard_version", String(80), primary_key=True),
+    Column("prompt_version", String(40), primary_key=True, comment="empty for reviewer pairs"),
+    Column("analyzer", String(40), primary_key=True, comment="gemini | local-rules | human"),
+    Column("question_id", String(80), primary_key=True, comment="a question, or overall"),
+    Column(
+        "comparison",
+        String(24),
+        primary_key=True,
+        comment="analyzer_vs_reviewer | reviewer_vs_reviewer",
+    ),
+    Column("consultations", Integer, nullable=False, comment="reviewed consultations"),
+    Column("pairs", Integer, nullable=False, comment="answer pairs compared"),
+    Column("scored_pairs", Integer, nullable=False, comment="pairs without N/A on either side"),
+    Column("exact_agreement", Float, comment="0-1, same answer (N/A included)"),
+    Column("mean_absolute_error", Float, comment="0-1, in fractions of the question's maximum"),
+    Column("weighted_kappa", Float, comment="quadratic-weighted Cohen's kappa; null: undefined"),
+    Column("computed_at", DateTime(timezone=True), nullable=False),
+)
+
+# Internal: the review files loaded, by their listing token, so an unchanged file is not
+# read again.
+review_files = Table(
+    "review_files",
+    metadata,
+    Column("review_file", String(1024), primary_key=True),
+    Column("version_token", String(200), nullable=False),
+    Column("rows_loaded", Integer, nullable=False),
+    Column("errors", Integer, nullable=False),
+    Column("loaded_at", DateTime(timezone=True), nullable=False),
+)
+
+
 # Internal (not part of the BI contract): what the sensor has seen in the bucket, so a tick
 # never re-hashes unchanged objects and a changed object becomes a new version.
 bucket_objects = Table(

@@ -31,7 +31,7 @@ from cscoach_pipeline.defs.analysis.local_rules.matching import (
 from cscoach_pipeline.defs.analysis.schema import ResolutionStatus
 
 PHRASE_BOOKS_DIR = Path(__file__).resolve().parents[3] / "prompts" / "local_rules"
-DEFAULT_PHRASE_BOOK = "v1"
+DEFAULT_PHRASE_BOOK = "v2"
 
 
 class PhraseBookError(ValueError):
@@ -185,6 +185,8 @@ class RubricCues(_Schema):
     courtesy: Phrases
     hold: Phrases
     hold_thanks: Phrases
+    # Since v2: asking before a hold (the scorecard's hold etiquette).
+    hold_request: tuple[Phrase, ...] = ()
 
 
 class OutcomeCues(_Schema):
@@ -257,6 +259,7 @@ class PhraseBook:
     courtesy: tuple[Cue, ...]
     hold: tuple[Cue, ...]
     hold_thanks: tuple[Cue, ...]
+    hold_request: tuple[Cue, ...]
     resolved: tuple[Cue, ...]
     unresolved: tuple[Cue, ...]
     escalated: tuple[Cue, ...]
@@ -315,6 +318,7 @@ def compile_phrase_book(book: PhraseBookFile, source: str) -> PhraseBook:
         courtesy=cues(rubric.courtesy),
         hold=cues(rubric.hold),
         hold_thanks=cues(rubric.hold_thanks),
+        hold_request=cues(rubric.hold_request),
         resolved=cues(outcome.resolved),
         unresolved=cues(outcome.unresolved),
         escalated=cues(outcome.escalated),

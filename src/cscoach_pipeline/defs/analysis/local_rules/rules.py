@@ -85,6 +85,11 @@ def _context(transcript: Transcript, book: PhraseBook) -> _Context:
     )
 
 
+def agent_turns(transcript: Transcript, book: PhraseBook) -> tuple[View, ...]:
+    """The agent's turns as the rules match them (unknown turns when no agent is labelled)."""
+    return _context(transcript, book).agent
+
+
 def _is_korean(transcript: Transcript, views: Sequence[View]) -> bool:
     if transcript.language:
         return transcript.language.lower().startswith("ko")
