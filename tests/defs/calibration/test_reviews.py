@@ -135,3 +135,37 @@ def test_whole_file_refusals() -> None:
     binary = parse("reviews/c.csv", bytes(range(256)) * 8)
     assert binary.errors[0].row_number == FILE_ROW
     assert "not text" in binary.errors[0].reason
+
+
+def test_apostrophes_and_quoted_delimiters_in_comments() -> None:
+    parsed = parse(
+        "reviews/quotes.csv",
+        "consultation_id,reviewer,question_id,answer,comment\n"
+        "call-1-abc,qa-kim,greeting,yes,she said 'hello' warmly\n"
+        'call-1-abc,qa-kim,empathy,no,"late, rude; and ""curt"""\n',
+    )
+    assert parsed.errors == []
+    assert [r.comment for r in parsed.rows] == ["she said 'hello' warmly", 'late, rude; and "curt"']
+
+
+def test_oversized_fields_and_personal_data_in_reasons_or_reviewers() -> None:
+    huge = parse(
+        "reviews/huge.csv",
+        "consultation_id,reviewer,question_id,answer,comment\n"
+        f"call-1-abc,qa-kim,greeting,yes,{'x' * 200_000}\n",
+    )
+    assert huge.rows == [] and huge.errors[0].row_number == FILE_ROW
+    assert huge.errors[0].reason.startswith("not readable as CSV")
+    parsed = parse(
+        "reviews/pii.csv",
+        "source_key,reviewer,question_id,answer\n"
+        "incoming/missing-010-1234-5678.wav,qa-kim,greeting,yes\n"
+        "chat-2.txt,qa-kim,greeting,Customer Park 010-1234-5678 angry\n"
+        "chat-2.txt,kim.minsu@acme.com,greeting,yes\n",
+    )
+    assert parsed.rows == []
+    reasons = " ".join(e.reason for e in parsed.errors)
+    assert "1234" not in reasons and "acme.com" not in reasons
+    assert parsed.errors[2].reason == (
+        "reviewer looks like personal data (an email or number): use an id"
+    )

@@ -17,7 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from cscoach_pipeline.defs.analysis.schema import ConsultationAnalysis
+from cscoach_pipeline.defs.analysis.local_rules import analyze_locally
+from cscoach_pipeline.defs.analysis.schema import ConsultationAnalysis, ResolutionStatus
 from cscoach_pipeline.defs.scoring.answers import answer_scorecard, unanswerable_questions
 from cscoach_pipeline.defs.scoring.metrics import CallMetrics, compute_call_metrics
 from cscoach_pipeline.defs.scoring.scorecards import (
@@ -217,3 +218,32 @@ def test_every_consultation_is_scored_against_the_scorecard(tmp_path: Path) -> N
     assert 0 <= metrics.rubric_mean <= 100
     report = harness.artifact(metrics.consultation_id, "report.md").decode()
     assert "## Scorecard" in report and "compliance (critical)" in report
+
+
+def test_hedges_count_only_in_the_agents_labelled_turns_and_a_zero_stays_no() -> None:
+    analysis = _analysis({"accuracy": 4}, resolution_status="resolved")
+    unlabelled = Transcript(
+        segments=[Segment(text="I think maybe it was charged twice, I'm not sure.")],
+        language="en",
+        source="text",
+    )
+    assert _with_transcript(analysis, unlabelled)["accuracy"].answer == "yes"
+    # An analyzer's accuracy of 0 with nothing hedged to quote is its verdict: not met.
+    zero = _analysis({"accuracy": 0}, resolution_status="resolved")
+    plain = _timed((Speaker.AGENT, 0.0, 3.0, "Your refund was issued today."))
+    assert _with_transcript(zero, plain)["accuracy"].answer == "no"
+
+
+@pytest.mark.parametrize(
+    "said",
+    [
+        "It is still not sorted.",
+        "Your claim has not been approved yet.",
+        "It will not be delivered.",
+    ],
+)
+def test_negated_outcomes_are_not_resolutions(said: str) -> None:
+    transcript = Transcript(
+        segments=[Segment(speaker=Speaker.AGENT, text=said)], language="en", source="text"
+    )
+    assert analyze_locally(transcript).resolution_status != ResolutionStatus.RESOLVED

@@ -4,7 +4,10 @@ before. Review files are the QA team's: the pipeline never modifies or deletes t
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
+
+from sqlalchemy.exc import SQLAlchemyError
 
 from cscoach_pipeline.defs.calibration.reviews import (
     ConsultationResolver,
@@ -19,7 +22,7 @@ from cscoach_pipeline.defs.warehouse.stores import ReviewStore
 
 @dataclass(frozen=True)
 class LoadedFile:
-    key: str  # as shown (PII redacted)
+    key: str  # as shown (PII redacted, review_file_label)
     rows: int
     errors: int
     replaced: int  # answers another file had given, now this file's
@@ -39,6 +42,20 @@ class ReviewLoad:
         return sum(f.errors for f in self.files)
 
 
+def review_file_label(key: str) -> str:
+    """How a review file is named in the tables: its key as shown (PII redacted), with a
+    hash of the real key where redaction changed it, so two files never share a name."""
+    shown = display_key(key)
+    if shown == key and len(key) <= MAX_LABEL_CHARS:
+        return key
+    digest = hashlib.sha1(key.encode("utf-8", "surrogatepass")).hexdigest()[:8]
+    return f"{shown[: MAX_LABEL_CHARS - 9]}#{digest}"
+
+
+# The tables key files by a String(1024) column (an S3 key is at most 1024 bytes).
+MAX_LABEL_CHARS = 1000
+
+
 def changed_review_files(
     store: ObjectStore, prefix: str, reviews: ReviewStore
 ) -> tuple[list[StoredObject], int]:
@@ -49,7 +66,7 @@ def changed_review_files(
     for obj in store.list_objects(prefix):
         if obj.key.endswith("/"):
             continue
-        if loaded.get(display_key(obj.key)) == obj.version_token:
+        if loaded.get(review_file_label(obj.key)) == obj.version_token:
             unchanged += 1
         else:
             changed.append(obj)
@@ -68,10 +85,13 @@ def _resolver(reviews: ReviewStore, incoming_prefix: str) -> ConsultationResolve
             candidate = consultation_id_for(key, incoming_prefix)
             if reviews.consultation_exists(candidate):
                 return candidate
-            # The table shows keys PII-redacted: a reviewer may have copied that form.
-            found = reviews.consultation_with_key(display_key(key))
-            if found:
-                return found
+        # A key copied from the tables, already redacted ("call-[PHONE].wav"): only when
+        # exactly one consultation is shown so, never a guess between several.
+        if display_key(source_key) == source_key:
+            for key in keys:
+                found = reviews.consultations_with_key(key, limit=2)
+                if len(found) == 1:
+                    return found[0]
         return None
 
     return resolve
@@ -89,14 +109,10 @@ def load_review_files(
     load = ReviewLoad(unchanged=unchanged)
     resolve = _resolver(reviews, incoming_prefix)
     for obj in changed:
-        shown = display_key(obj.key)
+        shown = review_file_label(obj.key)
+        # A read that fails is the store's outage: the run fails and the sensor tries again.
+        data = store.read_bytes(obj.key)
         try:
-            data = store.read_bytes(obj.key)
-        except StorageError as exc:
-            # Gone between the listing and the read, or unreadable: recorded, tried again
-            # when its token changes.
-            parsed_rows, parsed_errors = [], [ReviewError(0, f"could not read the file: {exc}")]
-        else:
             parsed = parse_review_file(
                 obj.key,
                 data,
@@ -104,12 +120,18 @@ def load_review_files(
                 load_scorecard=load_scorecard,
                 resolve=resolve,
             )
-            parsed_rows, parsed_errors = parsed.rows, parsed.errors
+            rows, errors = parsed.rows, parsed.errors
+        except StorageError:
+            raise
+        except SQLAlchemyError:
+            raise  # the warehouse's outage, not the file's fault
+        except Exception as exc:  # content no check foresaw: the file's problem, not a stall
+            rows, errors = [], [ReviewError(0, f"could not read the file: {type(exc).__name__}")]
         replaced = reviews.save_file(
             shown,
             obj.version_token,
-            [row.row(shown) for row in parsed_rows],
-            [error.row(shown) for error in parsed_errors],
+            [row.row(shown) for row in rows],
+            [error.row(shown) for error in errors],
         )
-        load.files.append(LoadedFile(shown, len(parsed_rows), len(parsed_errors), replaced))
+        load.files.append(LoadedFile(shown, len(rows), len(errors), replaced))
     return load

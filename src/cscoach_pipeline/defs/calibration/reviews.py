@@ -33,6 +33,7 @@ _KNOWN = {
     "source_key", "consultation_id", "reviewer", "question_id", "answer", "score",
     "comment", "scorecard_version",
 }  # fmt: skip
+MAX_FIELD_CHARS = 10_000
 
 
 @dataclass(frozen=True)
@@ -72,7 +73,10 @@ class ReviewRow:
 @dataclass(frozen=True)
 class ReviewError:
     row_number: int  # 0: the whole file
-    reason: str
+    reason: str  # quotes what the row said: redacted before it is kept
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "reason", redact_text(self.reason)[:1000])
 
     def row(self, review_file: str) -> dict[str, Any]:
         return {"review_file": review_file, "row_number": self.row_number, "reason": self.reason}
@@ -160,20 +164,29 @@ Record = Mapping[str, str]
 
 
 def _csv_records(text: str) -> list[tuple[int, Record | ReviewError]]:
-    sample = text[:4096]
+    # The delimiter is the header's (spreadsheets export ",", ";" or tab); quoting is
+    # Excel's. Sniffing the body instead misreads apostrophes in comments as quotes.
+    first_line = text.lstrip("\ufeff").split("\n", 1)[0]
+    delimiter = max(",;\t", key=first_line.count)
+    reader = csv.reader(io.StringIO(text), csv.excel, delimiter=delimiter)
     try:
-        dialect: Any = csv.Sniffer().sniff(sample, delimiters=",;\t")
-    except csv.Error:
-        dialect = csv.excel
-    reader = csv.reader(io.StringIO(text), dialect)
-    header = next(reader, None)
+        header = next(reader, None)
+    except csv.Error as exc:
+        raise _FileProblem(f"not readable as CSV: {exc}") from None
     if not header:
         raise _FileProblem("empty file: expected a header row")
     names = [name.strip().lower() for name in header]
     _check_header(names)
     records: list[tuple[int, Record | ReviewError]] = []
     # Row numbers are the file's lines as a spreadsheet shows them: the header is row 1.
-    for number, values in enumerate(reader, start=2):
+    rows = enumerate(reader, start=2)
+    while True:
+        try:
+            number, values = next(rows)
+        except StopIteration:
+            break
+        except csv.Error as exc:  # a field over the csv module's limit, a stray NUL
+            raise _FileProblem(f"not readable as CSV: {exc}") from None
         if not any(value.strip() for value in values):
             continue
         if len(values) > len(names):
@@ -223,9 +236,15 @@ def _review_row(
     resolve: ConsultationResolver,
 ) -> ReviewRow:
     value = {name: (record.get(name) or "").strip() for name in _KNOWN}
+    too_long = [name for name, v in value.items() if len(v) > MAX_FIELD_CHARS]
+    if too_long:
+        raise _RowProblem(f"{', '.join(sorted(too_long))} over {MAX_FIELD_CHARS} characters")
     for name in ("reviewer", "question_id"):
         if not value[name]:
             raise _RowProblem(f"{name} is empty")
+    if redact_text(value["reviewer"]) != value["reviewer"]:
+        # Reviewers are kept as named: an email or phone number would be personal data.
+        raise _RowProblem("reviewer looks like personal data (an email or number): use an id")
     if not value["source_key"] and not value["consultation_id"]:
         raise _RowProblem("source_key and consultation_id are both empty")
     label = value["scorecard_version"] or default_scorecard

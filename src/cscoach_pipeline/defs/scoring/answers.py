@@ -20,7 +20,7 @@ from cscoach_pipeline.defs.analysis.local_rules.rules import agent_turns
 from cscoach_pipeline.defs.analysis.schema import ConsultationAnalysis, ResolutionStatus
 from cscoach_pipeline.defs.scoring.metrics import CallMetrics
 from cscoach_pipeline.defs.scoring.scorecards import NA, Answer, Question, Scorecard
-from cscoach_pipeline.defs.speech.transcript import Transcript
+from cscoach_pipeline.defs.speech.transcript import Speaker, Transcript
 
 # A silence this long with nobody talking is a hold (or a dead line) the agent must handle.
 HOLD_SILENCE_S = 30.0
@@ -53,7 +53,8 @@ def call_evidence(
         return CallEvidence(metrics)
     book = book or load_phrase_book()
     agent = agent_turns(transcript, book)
-    hedges = distinct(scan(book.hedges, agent))
+    # Only turns known to be the agent's: unlabelled speech may be the customer hedging.
+    hedges = distinct(scan(book.hedges, [v for v in agent if v.speaker is Speaker.AGENT]))
     asked = thanked = False
     gap = _longest_gap(transcript)
     if gap is not None:
@@ -115,6 +116,8 @@ def _accuracy(analysis: ConsultationAnalysis, evidence: CallEvidence) -> Answer:
         shown = ", ".join(f"'{h}'" for h in evidence.hedges)
         answer = "no" if len(evidence.hedges) >= 2 else "partly"
         return Answer("accuracy", answer, evidence=f"uncertain wording: {shown}")
+    if item.score == 0:  # the analyzer's own verdict, with no hedge behind it to quote
+        return Answer("accuracy", "no", evidence=item.reason)
     if item.score >= 3 or analysis.resolution_status in STATED_OUTCOMES:
         return Answer("accuracy", "yes", evidence=item.reason)
     return Answer("accuracy", "partly", evidence=item.reason)

@@ -449,11 +449,11 @@ class ReviewStore(TableAccess):
         with self.engine.connect() as conn:
             return conn.execute(query).first() is not None
 
-    def consultation_with_key(self, shown_key: str) -> str | None:
+    def consultations_with_key(self, shown_key: str, *, limit: int) -> list[str]:
         t = tables.consultations
-        query = select(t.c.consultation_id).where(t.c.source_key == shown_key).limit(1)
+        query = select(t.c.consultation_id).where(t.c.source_key == shown_key).limit(limit)
         with self.engine.connect() as conn:
-            return conn.execute(query).scalar()
+            return list(conn.execute(query).scalars())
 
     def save_file(
         self,
