@@ -34,7 +34,7 @@ from cscoach_pipeline.defs.partitions import (
 from cscoach_pipeline.defs.privacy.assets import transcript
 from cscoach_pipeline.defs.privacy.redaction import read_redacted_transcript
 from cscoach_pipeline.defs.recovery.resources import RecoveryResource
-from cscoach_pipeline.defs.scoring.scorecards import load_scorecard
+from cscoach_pipeline.defs.scoring.scorecards import load_scorecard, scorecard_questions
 from cscoach_pipeline.defs.scoring.scores import score_and_report
 from cscoach_pipeline.defs.steps import (
     consultation_step,
@@ -172,7 +172,11 @@ def _analyse_and_score(
             return []
         if isinstance(prompt, ConsultationInputError):
             raise prompt
-        arm = prompt.for_consultation(key)
+        scorecard = load_scorecard(analyzer.scorecard)
+        # Prompts that ask the scorecard's questions get them (and the cache key with them).
+        arm = prompt.for_consultation(key).with_scorecard(
+            scorecard.label, scorecard_questions(scorecard)
+        )
         cache = AnalysisCache(warehouse.analysis_cache)
         analysed = analyse_transcript(clean, arm, analyzer, cache, artifacts)
         warehouse.results.save_analysis(analysed.row(source.consultation_id))
@@ -180,7 +184,6 @@ def _analyse_and_score(
 
     started = time.perf_counter()
     with consultation_step(context, warehouse, "quality_metrics", key, version) as source:
-        scorecard = load_scorecard(analyzer.scorecard)
         scored = score_and_report(clean, arm.version, scorecard, artifacts, source.shown_key)
         warehouse.results.save_quality_metrics(
             scored.score.row(source.consultation_id, arm.version, arm.variant)

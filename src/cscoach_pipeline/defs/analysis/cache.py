@@ -15,7 +15,8 @@ from cscoach_pipeline.defs.warehouse.stores import AnalysisCacheStore
 
 def analysis_cache_key(transcript: Transcript, prompt: PromptTemplate, model: str) -> str:
     """sha256 over the redacted transcript as the analyzer sees it, the prompt (version and
-    text: an edited prompt file must not reuse old answers), the model and the schema."""
+    text: an edited prompt file must not reuse old answers), the model, the schema and, for
+    prompts that ask them, the scorecard's questions."""
     payload = {
         "transcript": prompt.render(transcript),
         "system": prompt.system_instruction,
@@ -23,6 +24,8 @@ def analysis_cache_key(transcript: Transcript, prompt: PromptTemplate, model: st
         "model": model,
         "schema_version": ANALYSIS_SCHEMA_VERSION,
     }
+    if prompt.scorecard:  # its questions are in the text already; the label names them
+        payload["scorecard"] = prompt.scorecard
     canonical = json.dumps(payload, ensure_ascii=False, sort_keys=True).encode("utf-8")
     return hashlib.sha256(canonical).hexdigest()
 

@@ -34,6 +34,20 @@ class PromptTemplate(BaseModel):
     user_template: str
     variants: dict[str, PromptVariant] = Field(default_factory=dict)
     variant: str | None = Field(default=None, description="set once a variant is chosen")
+    # The scorecard's questions, rendered into `{scorecard}` (with_scorecard).
+    scorecard: str | None = None
+    scorecard_text: str = ""
+
+    @property
+    def asks_scorecard(self) -> bool:
+        return "{scorecard}" in self.user_template
+
+    def with_scorecard(self, label: str, questions: str) -> PromptTemplate:
+        """This prompt with the scorecard's questions, if its template asks them; a prompt
+        that does not ask them is unchanged (and so are its cached answers)."""
+        if not self.asks_scorecard:
+            return self
+        return self.model_copy(update={"scorecard": label, "scorecard_text": questions})
 
     def for_consultation(self, consultation_id: str) -> PromptTemplate:
         """The variant this consultation gets: stable (a hash of the id and the version, so a
@@ -60,7 +74,9 @@ class PromptTemplate(BaseModel):
 
     def render(self, transcript: Transcript) -> str:
         return self.user_template.format(
-            language=transcript.language or "unknown", transcript=format_transcript(transcript)
+            language=transcript.language or "unknown",
+            transcript=format_transcript(transcript),
+            scorecard=self.scorecard_text,
         )
 
 

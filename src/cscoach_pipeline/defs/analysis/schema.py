@@ -66,6 +66,17 @@ class CustomerSentiment(BaseModel):
     end: Sentiment
 
 
+class ScorecardAnswerItem(BaseModel):
+    """The model's answer to one scorecard question (prompts that carry the scorecard)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    question_id: str = Field(min_length=1)
+    answer: str = Field(min_length=1, description="one of the question's choices, or n/a")
+    evidence_quote: str = Field(default="", description="verbatim quote, may be empty")
+    start_s: float | None = Field(default=None, description="where the quote starts, seconds")
+
+
 class ConsultationAnalysis(BaseModel):
     """The coaching analysis of one consultation, as produced by any analyzer."""
 
@@ -80,6 +91,9 @@ class ConsultationAnalysis(BaseModel):
     improvement_points: list[ImprovementPoint]
     coaching_tips: list[str]
     rubric: RubricScores
+    # Filled only when the prompt asked the scorecard's questions; checked against the
+    # scorecard when scored, the offline rules answering whatever is missing or invalid.
+    scorecard_answers: list[ScorecardAnswerItem] = Field(default_factory=list)
 
 
 def overall_score(rubric: RubricScores) -> float:

@@ -18,6 +18,7 @@ from cscoach_pipeline.defs.analysis.local_rules import PhraseBook, load_phrase_b
 from cscoach_pipeline.defs.analysis.local_rules.matching import distinct, scan
 from cscoach_pipeline.defs.analysis.local_rules.rules import agent_turns
 from cscoach_pipeline.defs.analysis.schema import ConsultationAnalysis, ResolutionStatus
+from cscoach_pipeline.defs.privacy.pii import redact_text
 from cscoach_pipeline.defs.scoring.metrics import CallMetrics
 from cscoach_pipeline.defs.scoring.scorecards import NA, Answer, Question, Scorecard
 from cscoach_pipeline.defs.speech.transcript import Speaker, Transcript
@@ -209,6 +210,32 @@ def unanswerable_questions(scorecard: Scorecard) -> list[str]:
     ]
 
 
+def _model_answers(scorecard: Scorecard, analysis: ConsultationAnalysis) -> dict[str, Answer]:
+    """The analyzer's own answers that fit the scorecard: a choice the question offers, or
+    N/A where allowed. Anything else (an unknown question, another choice) is left to the
+    rules rather than failing the consultation."""
+    known = {q.id: q for q in scorecard.questions}
+    answers: dict[str, Answer] = {}
+    for item in analysis.scorecard_answers:
+        question = known.get(item.question_id)
+        if question is None or item.question_id in answers:
+            continue
+        wanted = item.answer.strip().lower()
+        if wanted in (NA, "na"):
+            if not question.na_allowed:
+                continue
+            choice = NA
+        else:
+            found = question.choice(wanted)
+            if found is None:
+                continue
+            choice = found.answer
+        # The transcript it quotes is redacted already; a model may still invent digits.
+        quote = redact_text(item.evidence_quote)[:500]
+        answers[question.id] = Answer(question.id, choice, quote, item.start_s, "model")
+    return answers
+
+
 def answer_scorecard(
     scorecard: Scorecard,
     analysis: ConsultationAnalysis,
@@ -216,8 +243,12 @@ def answer_scorecard(
     transcript: Transcript | None = None,
 ) -> list[Answer]:
     evidence = call_evidence(metrics, transcript)
+    from_model = _model_answers(scorecard, analysis)
     answers = []
     for question in scorecard.questions:
+        if question.id in from_model:
+            answers.append(from_model[question.id])
+            continue
         rule = LOCAL_RULES.get(_rule_of(question))
         if rule is None:
             answers.append(Answer(question.id, NA, evidence="no rule answers this question"))

@@ -110,6 +110,7 @@ class Answer:
     answer: str
     evidence: str = ""
     start_s: float | None = None
+    answered_by: str = "rules"  # rules | model (the LLM answered it in its analysis)
 
     @property
     def na(self) -> bool:
@@ -152,6 +153,7 @@ class ScorecardResult:
                 "critical": scored.question.critical,
                 "evidence": scored.answer.evidence,
                 "start_s": scored.answer.start_s,
+                "answered_by": scored.answer.answered_by,
             }
             for scored in self.answers
         ]
@@ -208,6 +210,15 @@ def score_answers(scorecard: Scorecard, answers: Iterable[Answer]) -> ScorecardR
     else:
         state, reason = PassState.BELOW_PASS_MARK, f"{overall} < pass mark {scorecard.pass_mark:g}"
     return ScorecardResult(scorecard, scored, overall, state, reason)
+
+
+def scorecard_questions(scorecard: Scorecard) -> str:
+    """The questions as a prompt lists them: id, text, criteria, choices, N/A."""
+    lines = []
+    for q in scorecard.questions:
+        choices = ", ".join(c.answer for c in q.answers) + (f", {NA}" if q.na_allowed else "")
+        lines.append(f"- {q.id}: {q.text} Criteria: {'; '.join(q.criteria)}. Answer: {choices}.")
+    return "\n".join(lines)
 
 
 def available_scorecards() -> list[str]:

@@ -59,6 +59,9 @@ class QualityScore:
             "pass_state": self.scorecard.pass_state.value,
             "pass_reason": self.scorecard.reason,
             "rubric_mean": self.rubric_mean,
+            "scorecard_answered_by_model": sum(
+                a.answer.answered_by == "model" for a in self.scorecard.answers
+            ),
             **{k: round(v, 3) if isinstance(v, float) else v for k, v in shown.items()},
         }
 

@@ -188,6 +188,7 @@ scorecard_answers = Table(
     Column("critical", Boolean, nullable=False),
     Column("evidence", Text, comment="why the answer: a reason or quote (PII redacted)"),
     Column("start_s", Float, comment="where the evidence starts in the call, if known"),
+    Column("answered_by", String(10), comment="model (the LLM's answer) | rules"),
     Column("created_at", DateTime(timezone=True), nullable=False),
 )
 
