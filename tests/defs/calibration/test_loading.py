@@ -36,7 +36,7 @@ def _setup(tmp_path: Path, keys: list[str]) -> tuple[LocalFolderStore, Warehouse
 
 def _load(store: LocalFolderStore, warehouse: WarehouseResource) -> None:
     load_review_files(
-        store, "reviews/", warehouse.reviews,
+        store, "reviews/", warehouse.reviews, warehouse.consultations,
         default_scorecard="inbound/v1", incoming_prefix="incoming/",
     )  # fmt: skip
 

@@ -33,6 +33,7 @@ def qa_reviews(
         bucket.store(),
         reviews.prefix,
         warehouse.reviews,
+        warehouse.consultations,
         default_scorecard=reviews.default_scorecard,
         incoming_prefix=bucket.incoming_prefix,
     )

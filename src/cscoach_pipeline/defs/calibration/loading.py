@@ -15,9 +15,9 @@ from cscoach_pipeline.defs.calibration.reviews import (
     parse_review_file,
 )
 from cscoach_pipeline.defs.ingest.partition_keys import consultation_id_for, display_key
-from cscoach_pipeline.defs.ingest.storage.base import ObjectStore, StorageError, StoredObject
+from cscoach_pipeline.defs.ingest.storage.base import ObjectStore, StoredObject
 from cscoach_pipeline.defs.scoring.scorecards import load_scorecard
-from cscoach_pipeline.defs.warehouse.stores import ReviewStore
+from cscoach_pipeline.defs.warehouse.stores import ConsultationStore, ReviewStore
 
 
 @dataclass(frozen=True)
@@ -73,23 +73,23 @@ def changed_review_files(
     return changed, unchanged
 
 
-def _resolver(reviews: ReviewStore, incoming_prefix: str) -> ConsultationResolver:
+def _resolver(consultations: ConsultationStore, incoming_prefix: str) -> ConsultationResolver:
     def resolve(consultation_id: str | None, source_key: str | None) -> str | None:
         if consultation_id:
-            return consultation_id if reviews.consultation_exists(consultation_id) else None
+            return consultation_id if consultations.exists(consultation_id) else None
         assert source_key is not None
         keys = [source_key]
         if not source_key.startswith(incoming_prefix):
             keys.append(incoming_prefix + source_key.lstrip("/"))
         for key in keys:
             candidate = consultation_id_for(key, incoming_prefix)
-            if reviews.consultation_exists(candidate):
+            if consultations.exists(candidate):
                 return candidate
         # A key copied from the tables, already redacted ("call-[PHONE].wav"): only when
         # exactly one consultation is shown so, never a guess between several.
         if display_key(source_key) == source_key:
             for key in keys:
-                found = reviews.consultations_with_key(key, limit=2)
+                found = consultations.with_shown_key(key, limit=2)
                 if len(found) == 1:
                     return found[0]
         return None
@@ -101,13 +101,14 @@ def load_review_files(
     store: ObjectStore,
     prefix: str,
     reviews: ReviewStore,
+    consultations: ConsultationStore,
     *,
     default_scorecard: str,
     incoming_prefix: str,
 ) -> ReviewLoad:
     changed, unchanged = changed_review_files(store, prefix, reviews)
     load = ReviewLoad(unchanged=unchanged)
-    resolve = _resolver(reviews, incoming_prefix)
+    resolve = _resolver(consultations, incoming_prefix)
     for obj in changed:
         shown = review_file_label(obj.key)
         # A read that fails is the store's outage: the run fails and the sensor tries again.
@@ -121,8 +122,6 @@ def load_review_files(
                 resolve=resolve,
             )
             rows, errors = parsed.rows, parsed.errors
-        except StorageError:
-            raise
         except SQLAlchemyError:
             raise  # the warehouse's outage, not the file's fault
         except Exception as exc:  # content no check foresaw: the file's problem, not a stall

@@ -266,6 +266,19 @@ class ConsultationStore(TableAccess):
             raise LookupError(f"consultation {consultation_id!r} has no consultations row")
         return rows[0]
 
+    def exists(self, consultation_id: str) -> bool:
+        t = tables.consultations
+        query = select(t.c.consultation_id).where(t.c.consultation_id == consultation_id)
+        with self.engine.connect() as conn:
+            return conn.execute(query).first() is not None
+
+    def with_shown_key(self, shown_key: str, *, limit: int) -> list[str]:
+        """Consultations whose `source_key` (as shown, PII redacted) is `shown_key`."""
+        t = tables.consultations
+        query = select(t.c.consultation_id).where(t.c.source_key == shown_key).limit(limit)
+        with self.engine.connect() as conn:
+            return list(conn.execute(query).scalars())
+
     def analysed(
         self,
         *,
@@ -442,18 +455,6 @@ class ReviewStore(TableAccess):
         t = tables.review_files
         with self.engine.connect() as conn:
             return dict(conn.execute(select(t.c.review_file, t.c.version_token)).all())
-
-    def consultation_exists(self, consultation_id: str) -> bool:
-        t = tables.consultations
-        query = select(t.c.consultation_id).where(t.c.consultation_id == consultation_id)
-        with self.engine.connect() as conn:
-            return conn.execute(query).first() is not None
-
-    def consultations_with_key(self, shown_key: str, *, limit: int) -> list[str]:
-        t = tables.consultations
-        query = select(t.c.consultation_id).where(t.c.source_key == shown_key).limit(limit)
-        with self.engine.connect() as conn:
-            return list(conn.execute(query).scalars())
 
     def save_file(
         self,
