@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from dagster import AssetKey
 from dagster._core.definitions.definitions_load_context import (
     DefinitionsLoadContext,
     DefinitionsLoadType,
@@ -45,6 +46,7 @@ def test_real_definitions_list_every_stage(embedded_env: Path) -> None:
         "transcript",
         "consultation_analysis",
         "quality_metrics",
+        "call_categories",
         "qa_reviews",
         "scorecard_calibration",
     }
@@ -87,7 +89,10 @@ def test_settings_reach_definitions_as_resource_fields_and_intervals(
     assert loaded.get_sensor_def("consultation_bucket_sensor").minimum_interval_seconds == 7
     analysis = loaded.get_assets_def("consultation_analysis")
     assert analysis.code_versions_by_key[analysis.keys_by_output_name["consultation_analysis"]] == (
-        "prompt-v2+scorecard-inbound/v1"
+        "prompt-v2+scorecard-inbound/v1+vader+ko-v1"
+    )
+    assert analysis.code_versions_by_key[AssetKey("call_categories")] == (
+        "prompt-v2+categories-v1+vader+ko-v1"
     )
 
 

@@ -107,3 +107,13 @@ def test_s3_addressing_style_is_checked(monkeypatch: pytest.MonkeyPatch) -> None
     monkeypatch.setenv("CSCOACH_S3_ADDRESSING_STYLE", "sideways")
     with pytest.raises(SettingsError, match="CSCOACH_S3_ADDRESSING_STYLE"):
         load_settings()
+
+
+def test_an_unknown_categories_version_is_refused_at_load(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CSCOACH_CATEGORIES", "v9")
+    with pytest.raises(SettingsError) as caught:
+        load_settings()
+    assert "CSCOACH_CATEGORIES" in str(caught.value)
+    assert "unknown categories version 'v9'" in str(caught.value)
+    monkeypatch.setenv("CSCOACH_CATEGORIES", "v1")
+    assert load_settings().categories == "v1"

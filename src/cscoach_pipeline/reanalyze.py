@@ -77,7 +77,10 @@ def restore_retired(warehouse_url: str, partitions: list[str], dagster_home: Pat
 def launch_backfill(webserver: str, partitions: list[str], prompt_version: str) -> str:
     params = {
         "partitionNames": partitions,
-        "assetSelection": [{"path": ["consultation_analysis"]}, {"path": ["quality_metrics"]}],
+        "assetSelection": [
+            {"path": [name]}
+            for name in ("consultation_analysis", "quality_metrics", "call_categories")
+        ],
         "tags": [{"key": PROMPT_VERSION_TAG, "value": prompt_version}],
     }
     request = urllib.request.Request(

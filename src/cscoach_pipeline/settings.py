@@ -96,6 +96,8 @@ class Settings(BaseSettings):
     prompt_version: str = "v1"
     # The scorecard consultations are scored against: scorecards/<name>/<version>.yaml.
     scorecard: str = "inbound/v1"
+    # The call categories matched on every consultation: categories/<version>.yaml.
+    categories: str = "v1"
     gemini_api_key: SecretStr | None = Field(default=None, validation_alias=_env("GEMINI_API_KEY"))
     gemini_base_url: str | None = Field(
         default=None, validation_alias=_env("GOOGLE_GEMINI_BASE_URL")
@@ -218,6 +220,14 @@ class Settings(BaseSettings):
 
         _one_of(value, available_prompt_versions())
         load_prompt(value)  # a broken file is refused here, not per consultation
+        return value
+
+    @field_validator("categories")
+    @classmethod
+    def _known_categories(cls, value: str) -> str:
+        from cscoach_pipeline.defs.scoring.categories import load_categories
+
+        load_categories(value)  # unknown or broken: refused here, naming the file and key
         return value
 
     @field_validator("scorecard")

@@ -39,9 +39,14 @@ def speak(text: str, voice: str, path: Path, words_per_minute: int = 150) -> np.
 
 
 def dialogue_tracks(
-    lines: list[Line], workdir: Path, gap_s: float = 0.6, voices: dict[str, str] | None = None
+    lines: list[Line],
+    workdir: Path,
+    gap_s: float = 0.6,
+    voices: dict[str, str] | None = None,
+    pauses: dict[int, float] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Agent and customer tracks of equal length, turns one after the other."""
+    """Agent and customer tracks of equal length, turns one after the other; `pauses` puts
+    that many seconds of silence on both after the line of that index (a hold)."""
     voices = voices or {"agent": AGENT_VOICE, "customer": CUSTOMER_VOICE}
     workdir.mkdir(parents=True, exist_ok=True)
     agent: list[np.ndarray] = []
@@ -50,8 +55,9 @@ def dialogue_tracks(
     for index, line in enumerate(lines):
         clip = speak(line.text, voices[line.speaker], workdir / f"line{index}.wav")
         silence = np.zeros_like(clip)
-        agent += [clip if line.speaker == "agent" else silence, gap]
-        customer += [clip if line.speaker == "customer" else silence, gap]
+        pause = np.zeros(int((pauses or {}).get(index, 0.0) * RATE), dtype=np.float32)
+        agent += [clip if line.speaker == "agent" else silence, gap, pause]
+        customer += [clip if line.speaker == "customer" else silence, gap, pause]
     return np.concatenate(agent), np.concatenate(customer)
 
 

@@ -38,6 +38,7 @@ BI_TABLES = (
     "analyses",
     "quality_metrics",
     "scorecard_answers",
+    "category_matches",
     "qa_reviews",
     "review_errors",
     "scorecard_calibration",

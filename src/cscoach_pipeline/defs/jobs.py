@@ -16,7 +16,7 @@ process_consultation_job = define_asset_job(
 
 reanalyze_consultations_job = define_asset_job(
     name="reanalyze_consultations",
-    selection=AssetSelection.assets("consultation_analysis", "quality_metrics"),
+    selection=AssetSelection.assets("consultation_analysis", "quality_metrics", "call_categories"),
     partitions_def=consultation_partitions,
     description=(
         "Re-analyse and re-score existing consultations (no speech-to-text); set the run tag "

@@ -134,6 +134,7 @@ def test_launches_an_asset_backfill_of_analysis_only(
     assert set(subset.asset_keys) == {
         AssetKey("consultation_analysis"),
         AssetKey("quality_metrics"),
+        AssetKey("call_categories"),
     }
     partitions = subset.get_partitions_subset(
         AssetKey("consultation_analysis")

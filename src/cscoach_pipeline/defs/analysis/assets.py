@@ -1,8 +1,8 @@
 """The analysis and scoring assets, built from the configured prompt version and analyzer.
 
-One multi-asset step materializes both `consultation_analysis` and `quality_metrics`, so a
-backfill run of 100 consultations records each one as it finishes; both are skippable, and a
-consultation without speech materializes neither."""
+One multi-asset step materializes `consultation_analysis`, `quality_metrics` and
+`call_categories`, so a backfill run of 100 consultations records each one as it finishes;
+all are skippable, and a consultation without speech materializes none."""
 
 import time
 from collections.abc import Iterator
@@ -34,8 +34,10 @@ from cscoach_pipeline.defs.partitions import (
 from cscoach_pipeline.defs.privacy.assets import transcript
 from cscoach_pipeline.defs.privacy.redaction import read_redacted_transcript
 from cscoach_pipeline.defs.recovery.resources import RecoveryResource
+from cscoach_pipeline.defs.scoring.categories import load_categories, matches_metadata
 from cscoach_pipeline.defs.scoring.scorecards import load_scorecard, scorecard_questions
 from cscoach_pipeline.defs.scoring.scores import score_and_report
+from cscoach_pipeline.defs.scoring.sentiment import SENTIMENT_METHOD
 from cscoach_pipeline.defs.steps import (
     consultation_step,
     is_superseded,
@@ -49,14 +51,18 @@ BACKFILL_PARTITIONS_PER_RUN = 100
 
 
 def build_analysis_assets(
-    prompt_version: str, analyzer_name: str, scorecard: str = "inbound/v1"
+    prompt_version: str,
+    analyzer_name: str,
+    scorecard: str = "inbound/v1",
+    categories: str = "v1",
 ) -> AssetsDefinition:
-    """Both assets carry the active prompt and scorecard versions as their code version, so
-    switching either marks every partition out of date; their kind names the analyzer."""
+    """The assets carry what decides them as their code version (prompt, scorecard,
+    categories, sentiment lexicon), so switching one marks every partition out of date;
+    the analysis's kind names the analyzer."""
+    shared = {"group_name": CONSULTATION_GROUP, "skippable": True}
     scored = {
-        "group_name": CONSULTATION_GROUP,
-        "code_version": f"prompt-{prompt_version}+scorecard-{scorecard}",
-        "skippable": True,
+        **shared,
+        "code_version": f"prompt-{prompt_version}+scorecard-{scorecard}+{SENTIMENT_METHOD}",
     }
 
     @multi_asset(
@@ -78,6 +84,16 @@ def build_analysis_assets(
                 "state, answers in scorecard_answers) plus talk-time, pace, silence, "
                 "interruption and latency metrics from the timed transcript.",
                 **scored,
+            ),
+            AssetSpec(
+                "call_categories",
+                deps=["consultation_analysis"],
+                kinds={"sql"},
+                description="Call categories that fired (cancellation intent, escalation, "
+                "complaint, long hold, greeting missing, ...) with their evidence segment "
+                "and time, in category_matches.",
+                code_version=f"prompt-{prompt_version}+categories-{categories}+{SENTIMENT_METHOD}",
+                **shared,
             ),
         ],
         partitions_def=consultation_partitions,
@@ -184,9 +200,21 @@ def _analyse_and_score(
 
     started = time.perf_counter()
     with consultation_step(context, warehouse, "quality_metrics", key, version) as source:
-        scored = score_and_report(clean, arm.version, scorecard, artifacts, source.shown_key)
+        category_set = load_categories(analyzer.categories)
+        scored = score_and_report(
+            clean, arm.version, scorecard, category_set, artifacts, source.shown_key
+        )
         warehouse.results.save_quality_metrics(
             scored.score.row(source.consultation_id, arm.version, arm.variant)
+        )
+        warehouse.results.save_segment_sentiment(
+            source.consultation_id, [s.row() for s in scored.score.sentiments]
+        )
+        warehouse.results.save_category_matches(
+            source.consultation_id,
+            category_set.version,
+            arm.version,
+            [m.row() for m in scored.categories],
         )
         warehouse.results.save_scorecard_answers(
             source.consultation_id,
@@ -213,6 +241,15 @@ def _analyse_and_score(
                 "summary": MetadataValue.md(scored.analysis.summary),
                 "report": MetadataValue.path(scored.report_location),
                 "elapsed_s": round(time.perf_counter() - started, 3),
+            },
+        ),
+        AssetMaterialization(
+            "call_categories",
+            partition=key,
+            metadata={
+                **matches_metadata(scored.categories),
+                "category_version": category_set.version,
+                "prompt_version": arm.version,
             },
         ),
     ]

@@ -16,7 +16,10 @@ def defs(settings: Settings) -> dg.Definitions:
     return dg.Definitions(
         assets=[
             build_analysis_assets(
-                settings.prompt_version, settings.analyzer_name, settings.scorecard
+                settings.prompt_version,
+                settings.analyzer_name,
+                settings.scorecard,
+                settings.categories,
             )
         ]
     )
@@ -32,6 +35,7 @@ def resources(settings: Settings) -> dict[str, Any]:
             base_url=settings.gemini_base_url,
             prompt_version=settings.prompt_version,
             scorecard=settings.scorecard,
+            categories=settings.categories,
             requests_per_minute=settings.gemini_rpm,
             max_concurrent=settings.gemini_max_concurrency,
             timeout_s=settings.gemini_timeout_s,

@@ -76,6 +76,8 @@ class PromptTemplate(BaseModel):
         return self.user_template.format(
             language=transcript.language or "unknown",
             transcript=format_transcript(transcript),
+            # Prompts that score each turn refer to segments by number.
+            numbered_transcript=format_transcript(transcript, numbered=True),
             scorecard=self.scorecard_text,
         )
 
@@ -101,10 +103,12 @@ def load_prompt(version: str) -> PromptTemplate:
     return prompt
 
 
-def format_transcript(transcript: Transcript) -> str:
+def format_transcript(transcript: Transcript, *, numbered: bool = False) -> str:
     lines = []
-    for segment in transcript.segments:
+    for index, segment in enumerate(transcript.segments):
         stamp = f"[{segment.start_s:07.1f}s] " if segment.start_s is not None else ""
+        if numbered:
+            stamp = f"#{index} {stamp}"
         # Angle brackets inside speech must not be able to close the data delimiter.
         text = segment.text.replace("<", "‹").replace(">", "›")
         lines.append(f"{stamp}{segment.speaker.value}: {text}")

@@ -35,6 +35,7 @@ class AnalyzerResource(ConfigurableResource):
     )
     prompt_version: str = "v1"
     scorecard: str = Field(default="inbound/v1", description="scorecard <name>/<version>")
+    categories: str = Field(default="v1", description="call categories <version>")
     max_retries: int = 3
     backoff_base_s: float = 2.0
     timeout_s: float = 120.0

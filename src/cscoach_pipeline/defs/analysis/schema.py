@@ -77,6 +77,15 @@ class ScorecardAnswerItem(BaseModel):
     start_s: float | None = Field(default=None, description="where the quote starts, seconds")
 
 
+class TurnSentimentItem(BaseModel):
+    """The model's sentiment of one transcript segment (prompts that number the segments)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    segment: int = Field(ge=0, description="the segment's number in the transcript, from 0")
+    sentiment: float = Field(ge=-1, le=1, description="-1 very negative .. 1 very positive")
+
+
 class ConsultationAnalysis(BaseModel):
     """The coaching analysis of one consultation, as produced by any analyzer."""
 
@@ -94,6 +103,8 @@ class ConsultationAnalysis(BaseModel):
     # Filled only when the prompt asked the scorecard's questions; checked against the
     # scorecard when scored, the offline rules answering whatever is missing or invalid.
     scorecard_answers: list[ScorecardAnswerItem] = Field(default_factory=list)
+    # Filled only when the prompt asked it; segments without a score get the lexicon's.
+    turn_sentiment: list[TurnSentimentItem] = Field(default_factory=list)
 
 
 def overall_score(rubric: RubricScores) -> float:

@@ -87,7 +87,7 @@ def _timed_metrics(transcript: Transcript, silence_gap_s: float) -> dict[str, fl
     duration = max(transcript.duration_s or 0.0, max_end)
     talk = {sp: _union_length(_intervals(segments, sp)) for sp in Speaker}
     total_talk = sum(talk.values())
-    gaps = _silences(_merge(_interval(s) for s in segments), duration)
+    gaps = [end - start for start, end in speech_gaps(transcript)]
     non_talk = sum(g for g in gaps if g > silence_gap_s)
     by_agent, by_customer = _interruptions(segments)
     return {
@@ -139,27 +139,39 @@ def _union_length(intervals: Iterable[Interval]) -> float:
     return sum(end - start for start, end in _merge(intervals))
 
 
-def _silences(speech: Sequence[Interval], duration: float) -> list[float]:
-    """Positive gaps where nobody talks, including before the first and after the last word."""
-    bounds = [0.0, *(x for interval in speech for x in interval), duration]
-    gaps = [bounds[i + 1] - bounds[i] for i in range(0, len(bounds), 2)]
-    return [g for g in gaps if g > 0]
-
-
-def _interruptions(segments: Sequence[Segment]) -> tuple[int, int]:
-    """Count segments that start while the previous other-party segment is still running."""
-    counts = {Speaker.AGENT: 0, Speaker.CUSTOMER: 0}
+def interruption_events(segments: Sequence[Segment]) -> list[tuple[int, Segment]]:
+    """Segments (with their position in `segments`) that start while the other party's
+    previous segment is still running by at least the jitter allowance."""
+    events: list[tuple[int, Segment]] = []
     last_seen: dict[Speaker, Interval] = {}
-    for segment in segments:
+    for position, segment in enumerate(segments):
         start, end = _interval(segment)
         other = _other_party(segment.speaker)
         if other is not None and other in last_seen:
             other_start, other_end = last_seen[other]
             overlap = min(other_end, end) - start
             if other_start < start and overlap >= _MIN_INTERRUPTION_OVERLAP_S:
-                counts[segment.speaker] += 1
+                events.append((position, segment))
         last_seen[segment.speaker] = (start, end)
-    return counts[Speaker.AGENT], counts[Speaker.CUSTOMER]
+    return events
+
+
+def _interruptions(segments: Sequence[Segment]) -> tuple[int, int]:
+    speakers = [segment.speaker for _, segment in interruption_events(segments)]
+    return speakers.count(Speaker.AGENT), speakers.count(Speaker.CUSTOMER)
+
+
+def speech_gaps(transcript: Transcript) -> list[tuple[float, float]]:
+    """(start, end) of every stretch where nobody talks in a timed transcript, including
+    before the first and after the last word; empty for untimed text."""
+    if not transcript.is_timed:
+        return []
+    segments = _ordered(transcript)
+    duration = max(transcript.duration_s or 0.0, max(_interval(s)[1] for s in segments))
+    bounds = [0.0, *(x for i in _merge(_interval(s) for s in segments) for x in i), duration]
+    return [
+        (bounds[i], bounds[i + 1]) for i in range(0, len(bounds), 2) if bounds[i + 1] > bounds[i]
+    ]
 
 
 def _other_party(speaker: Speaker) -> Speaker | None:

@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from cscoach_pipeline.defs.analysis.schema import RUBRIC_CRITERIA, ConsultationAnalysis
+from cscoach_pipeline.defs.scoring.categories import CategoryMatch
 from cscoach_pipeline.defs.scoring.scorecards import ScorecardResult
 
 REPORT_ARTIFACT = "report.md"
 
 
 def coaching_report(
-    source_key: str, score: float, analysis: ConsultationAnalysis, card: ScorecardResult
+    source_key: str,
+    score: float,
+    analysis: ConsultationAnalysis,
+    card: ScorecardResult,
+    categories: Sequence[CategoryMatch] = (),
 ) -> str:
     rubric = [(name, getattr(analysis.rubric, name)) for name in RUBRIC_CRITERIA]
     lines = [
@@ -33,6 +40,15 @@ def coaching_report(
             f"| {a.answer.evidence} |"
             for a in card.answers
         ),
+        "",
+        "## Categories",
+        *(
+            f"- **{m.title}** ({m.severity.value})"
+            + (f" at {m.start_s:.0f} s" if m.start_s is not None else "")
+            + f": {m.evidence}"
+            for m in categories
+        ),
+        *(() if categories else ("None fired.",)),
         "",
         "## Rubric",
         "| criterion | score | reason |",

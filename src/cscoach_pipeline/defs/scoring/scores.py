@@ -1,6 +1,8 @@
 """One consultation's quality score: its answers to the active scorecard (weighted, with N/A
 and critical questions, defs/scoring/scorecards.py) beside the call metrics measured from the
-timed transcript (talk time, pace, silence, interruptions, latency), and its coaching report."""
+timed transcript (talk time, pace, silence, interruptions, latency), the sentiment of every
+turn and of each quarter per speaker (sentiment.py), the categories that fire
+(categories.py), and its coaching report."""
 
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ from cscoach_pipeline.defs.analysis.schema import (
 )
 from cscoach_pipeline.defs.ingest.resources import ConsultationArtifacts
 from cscoach_pipeline.defs.scoring.answers import answer_scorecard
+from cscoach_pipeline.defs.scoring.categories import CategoryMatch, CategorySet, match_categories
 from cscoach_pipeline.defs.scoring.metrics import CallMetrics, compute_call_metrics
 from cscoach_pipeline.defs.scoring.report import REPORT_ARTIFACT, coaching_report
 from cscoach_pipeline.defs.scoring.scorecards import (
@@ -22,6 +25,12 @@ from cscoach_pipeline.defs.scoring.scorecards import (
     Scorecard,
     ScorecardResult,
     score_answers,
+)
+from cscoach_pipeline.defs.scoring.sentiment import (
+    SegmentSentiment,
+    segment_sentiments,
+    sentiment_by_quarter,
+    sentiment_metadata,
 )
 from cscoach_pipeline.defs.speech.transcript import Transcript
 
@@ -33,6 +42,8 @@ class QualityScore:
     metrics: CallMetrics
     scorecard: ScorecardResult
     rubric_mean: float
+    sentiments: list[SegmentSentiment]
+    sentiment_quarters: dict[str, float | None]
 
     def row(
         self, consultation_id: str, prompt_version: str, prompt_variant: str | None
@@ -49,6 +60,7 @@ class QualityScore:
             "rubric_mean": self.rubric_mean,
             **{f"{name}_score": score for name, score in self.rubric.items()},
             **self.metrics.model_dump(),
+            **self.sentiment_quarters,
         }
 
     def metadata(self) -> dict[str, Any]:
@@ -63,6 +75,8 @@ class QualityScore:
                 a.answer.answered_by == "model" for a in self.scorecard.answers
             ),
             **{k: round(v, 3) if isinstance(v, float) else v for k, v in shown.items()},
+            **sentiment_metadata(self.sentiment_quarters),
+            "turn_sentiment_by_model": sum(s.source == "model" for s in self.sentiments),
         }
 
 
@@ -71,6 +85,7 @@ def score_consultation(
 ) -> QualityScore:
     metrics = compute_call_metrics(transcript)
     result = score_answers(scorecard, answer_scorecard(scorecard, analysis, metrics, transcript))
+    sentiments = segment_sentiments(transcript, analysis)
     rubric_mean = overall_score(analysis.rubric)
     # A card whose every question was N/A has no score of its own: the rubric's stands in.
     overall = result.overall_score if result.pass_state != PassState.NOT_SCORED else rubric_mean
@@ -80,6 +95,8 @@ def score_consultation(
         metrics=metrics,
         scorecard=result,
         rubric_mean=rubric_mean,
+        sentiments=sentiments,
+        sentiment_quarters=sentiment_by_quarter(transcript, sentiments),
     )
 
 
@@ -87,6 +104,7 @@ def score_consultation(
 class ScoredConsultation:
     score: QualityScore
     analysis: ConsultationAnalysis
+    categories: list[CategoryMatch]
     report_location: str
 
 
@@ -94,15 +112,19 @@ def score_and_report(
     transcript: Transcript,
     prompt_version: str,
     scorecard: Scorecard,
+    categories: CategorySet,
     artifacts: ConsultationArtifacts,
     shown_key: str,
 ) -> ScoredConsultation:
-    """Score the consultation from its stored analysis and write its coaching report."""
+    """Score the consultation from its stored analysis, match its categories and write its
+    coaching report."""
     analysis = ConsultationAnalysis.model_validate(
         artifacts.read_json(analysis_artifact(prompt_version))
     )
     score = score_consultation(transcript, analysis, scorecard)
+    matches = match_categories(transcript, score.sentiments, categories)
     artifacts.write_text(
-        REPORT_ARTIFACT, coaching_report(shown_key, score.overall, analysis, score.scorecard)
+        REPORT_ARTIFACT,
+        coaching_report(shown_key, score.overall, analysis, score.scorecard, matches),
     )
-    return ScoredConsultation(score, analysis, artifacts.locate(REPORT_ARTIFACT))
+    return ScoredConsultation(score, analysis, matches, artifacts.locate(REPORT_ARTIFACT))

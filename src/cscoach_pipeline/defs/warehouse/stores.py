@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Engine, Table, and_, func, or_, select
+from sqlalchemy import Engine, Table, and_, bindparam, func, or_, select
 
 from cscoach_pipeline.defs.recovery.policy import FINAL_STATUSES, GAVE_UP, REQUEUABLE_STATUSES
 from cscoach_pipeline.defs.warehouse import tables
@@ -440,6 +440,53 @@ class ResultStore(TableAccess):
         now = utcnow()
         self.replace_rows(
             tables.scorecard_answers, key, [{**row, **key, "created_at": now} for row in rows]
+        )
+
+    def save_segment_sentiment(
+        self, consultation_id: str, rows: Sequence[Mapping[str, Any]]
+    ) -> None:
+        """Each segment's sentiment columns (`segment_index` + sentiment fields), in one
+        transaction; the segment rows themselves are the transcript step's."""
+        if not rows:
+            return
+        t = tables.transcript_segments
+        with self.engine.begin() as conn:
+            conn.execute(
+                t.update()
+                .where(t.c.consultation_id == consultation_id)
+                .where(t.c.segment_index == bindparam("index"))
+                .values(
+                    sentiment=bindparam("score"),
+                    sentiment_label=bindparam("label"),
+                    sentiment_source=bindparam("source"),
+                ),
+                [
+                    {
+                        "index": r["segment_index"],
+                        "score": r["sentiment"],
+                        "label": r["sentiment_label"],
+                        "source": r["sentiment_source"],
+                    }
+                    for r in rows
+                ],
+            )
+
+    def save_category_matches(
+        self,
+        consultation_id: str,
+        category_version: str,
+        prompt_version: str,
+        rows: Sequence[Mapping[str, Any]],
+    ) -> None:
+        """Replace this consultation's matches for one categories and prompt version."""
+        key = {
+            "consultation_id": consultation_id,
+            "category_version": category_version,
+            "prompt_version": prompt_version,
+        }
+        now = utcnow()
+        self.replace_rows(
+            tables.category_matches, key, [{**row, **key, "created_at": now} for row in rows]
         )
 
     def _save_versioned(self, table: Table, row: Mapping[str, Any]) -> None:

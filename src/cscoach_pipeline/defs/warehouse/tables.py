@@ -20,6 +20,7 @@ from sqlalchemy import (
 )
 
 from cscoach_pipeline.defs.analysis.schema import RUBRIC_CRITERIA
+from cscoach_pipeline.defs.scoring.sentiment import quarter_columns
 
 metadata = MetaData()
 
@@ -88,6 +89,9 @@ transcript_segments = Table(
     Column("channel", Integer, comment="audio channel the segment came from"),
     Column("text", Text, nullable=False, comment="PII-redacted text"),
     Column("confidence", Float, comment="0-1, exp(mean token log-prob); null for text"),
+    Column("sentiment", Float, comment="-1..1, from the latest scoring of the consultation"),
+    Column("sentiment_label", String(10), comment="positive | neutral | negative"),
+    Column("sentiment_source", String(10), comment="model (the LLM's) | lexicon (offline)"),
 )
 
 analyses = Table(
@@ -170,6 +174,15 @@ quality_metrics = Table(
     Column("agent_turns", Integer),
     Column("customer_turns", Integer),
     Column("segment_count", Integer),
+    *(
+        Column(
+            name,
+            Float,
+            comment="-1..1, mean turn sentiment of the speaker"
+            + (f" in quarter {name[-1]} of the call" if name[-2:-1] == "q" else " over the call"),
+        )
+        for name in quarter_columns()
+    ),
     Column("created_at", DateTime(timezone=True), nullable=False),
 )
 
@@ -189,6 +202,22 @@ scorecard_answers = Table(
     Column("evidence", Text, comment="why the answer: a reason or quote (PII redacted)"),
     Column("start_s", Float, comment="where the evidence starts in the call, if known"),
     Column("answered_by", String(10), comment="model (the LLM's answer) | rules"),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+category_matches = Table(
+    "category_matches",
+    metadata,
+    Column("consultation_id", String(200), primary_key=True),
+    Column("category_version", String(40), primary_key=True, comment="categories/<version>"),
+    Column("prompt_version", String(40), primary_key=True, comment="of the sentiment used"),
+    Column("category_id", String(80), primary_key=True, comment="e.g. cancellation_intent"),
+    Column("title", Text, nullable=False),
+    Column("severity", String(10), nullable=False, comment="high | medium | low | info"),
+    Column("segment_index", Integer, comment="the evidence segment (transcript_segments)"),
+    Column("start_s", Float, comment="where the evidence starts in the call, if timed"),
+    Column("evidence", Text, nullable=False, comment="quote (PII redacted) or measured fact"),
+    Column("hits", Integer, nullable=False, comment="segments, gaps or events that matched"),
     Column("created_at", DateTime(timezone=True), nullable=False),
 )
 

@@ -170,6 +170,12 @@ class Normalization(_Schema):
     contractions: tuple[Contraction, ...]
     bare_contractions: dict[Word, Annotated[str, Strict(), Field(min_length=1)]]
 
+    def normalizer(self) -> Normalizer:
+        return Normalizer(
+            contractions=tuple((re.compile(c.pattern), c.replacement) for c in self.contractions),
+            bare_contractions=dict(self.bare_contractions),
+        )
+
 
 class RubricCues(_Schema):
     greeting: Phrases
@@ -283,12 +289,7 @@ class PhraseBook:
 
 
 def compile_phrase_book(book: PhraseBookFile, source: str) -> PhraseBook:
-    normalizer = Normalizer(
-        contractions=tuple(
-            (re.compile(c.pattern), c.replacement) for c in book.normalization.contractions
-        ),
-        bare_contractions=dict(book.normalization.bare_contractions),
-    )
+    normalizer = book.normalization.normalizer()
 
     def cues(phrases: tuple[str, ...]) -> tuple[Cue, ...]:
         return compile_phrases(phrases, normalizer)
@@ -361,6 +362,11 @@ def _problem(error: ErrorDetails) -> str:
     return f"  {where}: {message}"
 
 
+def validation_problems(exc: ValidationError) -> str:
+    """One line per problem, each naming where in the file it is."""
+    return "\n".join(_problem(e) for e in exc.errors(include_url=False))
+
+
 def parse_phrase_book(text: str, source: str) -> PhraseBookFile:
     """Validate a phrase book's YAML text; `source` names it in the error."""
     try:
@@ -375,8 +381,9 @@ def parse_phrase_book(text: str, source: str) -> PhraseBookFile:
     try:
         return PhraseBookFile.model_validate(data)
     except ValidationError as exc:
-        problems = "\n".join(_problem(e) for e in exc.errors(include_url=False))
-        raise PhraseBookError(f"invalid local-rules phrase book {source}:\n{problems}") from None
+        raise PhraseBookError(
+            f"invalid local-rules phrase book {source}:\n{validation_problems(exc)}"
+        ) from None
 
 
 def read_phrase_book(path: Path) -> PhraseBook:
