@@ -49,11 +49,14 @@ def test_real_definitions_list_every_stage(embedded_env: Path) -> None:
         "call_categories",
         "qa_reviews",
         "scorecard_calibration",
+        "agent_daily_scorecards",
+        "team_daily_trends",
+        "review_queue",
     }
     jobs = {job.name for job in loaded.jobs or []}
     assert jobs == {
         "process_consultation", "reanalyze_consultations", "requeue_consultations",
-        "load_qa_reviews",
+        "load_qa_reviews", "refresh_daily_aggregates",
     }  # fmt: skip
     sensors = {sensor.name for sensor in loaded.sensors or []}
     assert sensors == {
@@ -62,10 +65,12 @@ def test_real_definitions_list_every_stage(embedded_env: Path) -> None:
         "record_failed_consultation_run",
         "record_cancelled_consultation_run",
         "qa_review_files",
+        "daily_aggregates",
     }
     resources = loaded.resources or {}
     assert set(resources) == {
         "bucket", "media", "speech_to_text", "analyzer", "warehouse", "recovery", "reviews",
+        "supervision",
     }  # fmt: skip
     assert resources["bucket"].url == (embedded_env / "bucket").as_uri()
     assert resources["analyzer"].analyzer == "local-rules"

@@ -31,11 +31,22 @@ from cscoach_pipeline.defs.privacy import definitions as privacy
 from cscoach_pipeline.defs.recovery import definitions as recovery
 from cscoach_pipeline.defs.retention import definitions as retention
 from cscoach_pipeline.defs.speech import definitions as speech
+from cscoach_pipeline.defs.supervision import definitions as supervision
 from cscoach_pipeline.defs.warehouse import definitions as warehouse
 from cscoach_pipeline.settings import PROJECT_ROOT, Settings, load_settings
 
 # In pipeline order; each has `defs(settings)` and `resources(settings)`.
-STAGES = (ingest, speech, privacy, analysis, warehouse, calibration, recovery, retention)
+STAGES = (
+    ingest,
+    speech,
+    privacy,
+    analysis,
+    warehouse,
+    calibration,
+    supervision,
+    recovery,
+    retention,
+)
 
 
 def build_resources(settings: Settings) -> dict[str, Any]:

@@ -9,6 +9,7 @@ are only checked for presence here: resources get them through dagster `EnvVar`.
 
 from __future__ import annotations
 
+from datetime import date
 from pathlib import Path
 from typing import Any, Literal
 
@@ -57,6 +58,12 @@ class Settings(BaseSettings):
     # QA reviewers' files (CSV / JSON lines) for the scorecard calibration.
     reviews_prefix: str = "reviews/"
     reviews_interval_s: int = Field(default=30, ge=1)
+    # Supervisor aggregates: days in the centre's timezone, the first day partition, how
+    # many consultations the review queue lists per day, how often changes are looked for.
+    timezone: str = "UTC"
+    aggregates_start: date = date(2024, 1, 1)
+    review_queue_size: int = Field(default=20, ge=1, le=1000)
+    aggregates_interval_s: int = Field(default=60, ge=1)
     # e.g. "incoming/{team}/{agent_id}/": folders that name the team and the agent.
     key_pattern: str = ""
     # Storage backends' options (credentials themselves come from boto3's chain / EnvVar).
@@ -220,6 +227,17 @@ class Settings(BaseSettings):
 
         _one_of(value, available_prompt_versions())
         load_prompt(value)  # a broken file is refused here, not per consultation
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown timezone {value!r}; e.g. UTC, Asia/Seoul") from None
         return value
 
     @field_validator("categories")

@@ -66,6 +66,7 @@ def warehouse_engine(url: str) -> Engine:
     event.listen(engine, "handle_error", _hide_row_values)
     tables.metadata.create_all(engine)
     add_missing_columns(engine)
+    create_missing_indexes(engine)
     widen_text_columns(engine)
     create_views(engine)
     return engine
@@ -112,6 +113,14 @@ def create_views(engine: Engine) -> None:
                 conn.execute(text(f"CREATE VIEW {name} AS {sql}"))
             else:
                 conn.execute(text(f"CREATE OR REPLACE VIEW {name} AS {sql}"))
+
+
+def create_missing_indexes(engine: Engine) -> None:
+    """Indexes added by a newer release, on a warehouse whose tables already exist."""
+    with engine.begin() as conn:
+        for table in tables.metadata.sorted_tables:
+            for index in table.indexes:
+                index.create(conn, checkfirst=True)
 
 
 def add_missing_columns(engine: Engine) -> None:

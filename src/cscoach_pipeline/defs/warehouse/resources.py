@@ -11,6 +11,7 @@ from sqlalchemy import Engine, Table
 
 from cscoach_pipeline.defs.warehouse.engine import warehouse_engine
 from cscoach_pipeline.defs.warehouse.stores import (
+    AggregateStore,
     AnalysisCacheStore,
     ConsultationStore,
     InventoryStore,
@@ -59,6 +60,10 @@ class WarehouseResource(ConfigurableResource):
     @property
     def reviews(self) -> ReviewStore:
         return ReviewStore(self.engine)
+
+    @property
+    def aggregates(self) -> AggregateStore:
+        return AggregateStore(self.engine)
 
     @property
     def analysis_cache(self) -> AnalysisCacheStore:

@@ -594,6 +594,130 @@ class ReviewStore(TableAccess):
 _REVIEW_KEY = ("consultation_id", "scorecard_version", "reviewer", "question_id")
 
 
+@dataclass(frozen=True)
+class DayFacts:
+    """What the daily aggregates read for a span of days: one row per consultation (its
+    context, status and newest quality_metrics row, with that analysis's resolution), the
+    answers and category matches of those newest rows, and every analysis's cost."""
+
+    consultations: pd.DataFrame
+    answers: pd.DataFrame
+    categories: pd.DataFrame
+
+
+class AggregateStore(TableAccess):
+    """The supervisor aggregates (agent_daily_scorecards, team_daily_trends, review_queue):
+    the consultations of a span of days and what changed since a look; rows per day."""
+
+    @staticmethod
+    def _in_span(start: datetime, end: datetime) -> Any:
+        c = tables.consultations.c
+        # The day is the conversation's (recorded_at), else the upload's.
+        return select(c.consultation_id).where(
+            or_(
+                and_(c.recorded_at >= start, c.recorded_at < end),
+                and_(c.recorded_at.is_(None), c.uploaded_at >= start, c.uploaded_at < end),
+            )
+        )
+
+    def day_facts(self, start: datetime, end: datetime) -> DayFacts:
+        import pandas as pd
+
+        ids = self._in_span(start, end)
+        c, s, q = tables.consultations, tables.consultation_status, tables.quality_metrics
+        a, sa, cm = tables.analyses, tables.scorecard_answers, tables.category_matches
+        with self.engine.connect() as conn:
+
+            def frame(query: Any) -> pd.DataFrame:
+                return pd.read_sql_query(query, conn)
+
+            base = frame(
+                select(
+                    c.c.consultation_id, c.c.source_key, c.c.agent_id, c.c.agent_name,
+                    c.c.team, c.c.recorded_at, c.c.uploaded_at, c.c.report_location,
+                    s.c.status,
+                ).outerjoin(s, s.c.consultation_id == c.c.consultation_id)
+                .where(c.c.consultation_id.in_(ids))
+            )  # fmt: skip
+            metrics = frame(select(q).where(q.c.consultation_id.in_(ids)))
+            analyses = frame(
+                select(
+                    a.c.consultation_id, a.c.prompt_version, a.c.resolution_status,
+                    a.c.cost_usd,
+                ).where(a.c.consultation_id.in_(ids))
+            )  # fmt: skip
+            answers = frame(
+                select(
+                    sa.c.consultation_id, sa.c.scorecard_version, sa.c.prompt_version,
+                    sa.c.question_id, sa.c.score, sa.c.max_score, sa.c.na,
+                ).where(sa.c.consultation_id.in_(ids))
+            )  # fmt: skip
+            categories = frame(
+                select(
+                    cm.c.consultation_id, cm.c.category_version, cm.c.prompt_version,
+                    cm.c.category_id, cm.c.severity, cm.c.created_at,
+                ).where(cm.c.consultation_id.in_(ids))
+            )  # fmt: skip
+        # A reanalysis adds rows: the newest quality_metrics row per consultation counts.
+        if not metrics.empty:
+            metrics = metrics.sort_values("created_at").drop_duplicates(
+                "consultation_id", keep="last"
+            )
+        cost = analyses.groupby("consultation_id", as_index=False)["cost_usd"].sum(min_count=1)
+        latest = metrics.merge(
+            analyses.drop(columns="cost_usd"),
+            on=["consultation_id", "prompt_version"],
+            how="left",
+        )
+        facts = base.merge(latest, on="consultation_id", how="left").merge(
+            cost, on="consultation_id", how="left"
+        )
+        keys = latest[["consultation_id", "scorecard_version", "prompt_version"]]
+        answers = answers.merge(keys, on=list(keys.columns), how="inner")
+        categories = categories.merge(
+            latest[["consultation_id", "prompt_version"]], on=["consultation_id", "prompt_version"]
+        )
+        if not categories.empty:  # the newest categories version matched per consultation
+            newest = categories.groupby("consultation_id")["created_at"].transform("max")
+            categories = categories[categories["created_at"] == newest]
+        return DayFacts(facts, answers, categories)
+
+    def changed_since(
+        self, metrics_after: datetime | None, status_after: datetime | None
+    ) -> tuple[list[tuple[datetime | None, datetime | None]], datetime | None, datetime | None]:
+        """(recorded_at, uploaded_at) of consultations scored or given a final status since
+        the two watermarks, and the new watermarks."""
+        c, s, q = tables.consultations, tables.consultation_status, tables.quality_metrics
+        scored = select(q.c.consultation_id)
+        finished = select(s.c.consultation_id).where(s.c.status.in_(sorted(FINAL_STATUSES)))
+        if metrics_after is not None:
+            scored = scored.where(q.c.created_at > metrics_after)
+        if status_after is not None:
+            finished = finished.where(s.c.updated_at > status_after)
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(c.c.recorded_at, c.c.uploaded_at).where(
+                    or_(c.c.consultation_id.in_(scored), c.c.consultation_id.in_(finished))
+                )
+            ).all()
+            top_metrics = conn.execute(select(func.max(q.c.created_at))).scalar()
+            top_status = conn.execute(select(func.max(s.c.updated_at))).scalar()
+        return (
+            [(r[0], r[1]) for r in rows],
+            top_metrics if top_metrics is not None else metrics_after,
+            top_status if top_status is not None else status_after,
+        )
+
+    def replace_days(
+        self, table: Table, days: Sequence[date], rows: Sequence[Mapping[str, Any]]
+    ) -> None:
+        """The rows of these days replaced by `rows`, in one transaction."""
+        with self.engine.begin() as conn:
+            conn.execute(table.delete().where(table.c.day.in_(list(days))))
+            if rows:
+                conn.execute(table.insert(), [_utc_values(r) for r in rows])
+
+
 class AnalysisCacheStore(TableAccess):
     """`analysis_cache`: answers by the hash of everything that determines them."""
 

@@ -10,8 +10,10 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
+    Date,
     DateTime,
     Float,
+    Index,
     Integer,
     MetaData,
     String,
@@ -268,6 +270,87 @@ scorecard_calibration = Table(
     Column("weighted_kappa", Float, comment="quadratic-weighted Cohen's kappa; null: undefined"),
     Column("computed_at", DateTime(timezone=True), nullable=False),
 )
+
+# What the daily aggregates select by (a day's consultations; what changed since a look).
+Index("ix_consultations_recorded_at", consultations.c.recorded_at)
+Index("ix_consultations_uploaded_at", consultations.c.uploaded_at)
+Index("ix_quality_metrics_created_at", quality_metrics.c.created_at)
+Index("ix_consultation_status_updated_at", consultation_status.c.updated_at)
+
+
+# Supervisor aggregates, one row set per day partition (the day of the consultation's
+# recorded_at, else its upload, in CSCOACH_TIMEZONE), replaced per day in one transaction.
+def _aggregate_columns() -> list[Column]:
+    return [
+        Column("consultations", Integer, nullable=False, comment="all of the day's"),
+        Column("scored", Integer, nullable=False, comment="with a quality score"),
+        Column("failed", Integer, nullable=False, comment="status failed"),
+        Column("mean_score", Float, comment="0-100, mean overall_score of the scored"),
+        Column("median_score", Float),
+        Column("pass_rate", Float, comment="0-1, share of the scored that passed"),
+        Column("question_scores", JSON, comment="question_id -> mean 0-100 (N/A left out)"),
+        Column("mean_agent_talk_share", Float),
+        Column("mean_agent_words_per_minute", Float, comment="pace; Korean: syllables"),
+        Column("mean_non_talk_share", Float),
+        Column("interruptions_by_agent", Integer, comment="sum"),
+        Column("mean_response_latency_s", Float),
+        Column("mean_handle_time_s", Float, comment="mean duration_s"),
+        Column("customer_sentiment_start", Float, comment="-1..1, mean of the first quarter"),
+        Column("customer_sentiment_end", Float, comment="-1..1, mean of the last quarter"),
+        Column("resolved_rate", Float, comment="0-1 of the scored"),
+        Column("escalated_rate", Float),
+        Column("unresolved_rate", Float),
+        Column("llm_cost_usd", Float, comment="every analysis of the day's consultations"),
+        Column("computed_at", DateTime(timezone=True), nullable=False),
+    ]
+
+
+agent_daily_scorecards = Table(
+    "agent_daily_scorecards",
+    metadata,
+    Column("day", Date, primary_key=True),
+    Column("agent_id", String(200), primary_key=True, comment="'unassigned' when unknown"),
+    Column("agent_name", Text),
+    Column("team", Text, comment="the agent's team that day ('' when unknown)"),
+    *_aggregate_columns(),
+)
+
+team_daily_trends = Table(
+    "team_daily_trends",
+    metadata,
+    Column("day", Date, primary_key=True),
+    Column("scope", String(10), primary_key=True, comment="team | centre"),
+    Column("team", String(200), primary_key=True, comment="'' for the centre, unassigned"),
+    Column("agents", Integer, nullable=False, comment="distinct agents that day"),
+    *_aggregate_columns(),
+    Column("rolling_7d_mean_score", Float, comment="mean score of the 7 days to this one"),
+    Column("rolling_28d_mean_score", Float),
+    Column("rolling_7d_pass_rate", Float),
+    Column("rolling_28d_pass_rate", Float),
+    Column("rolling_7d_consultations", Integer),
+    Column("rolling_28d_consultations", Integer),
+)
+
+review_queue = Table(
+    "review_queue",
+    metadata,
+    Column("day", Date, primary_key=True),
+    Column("consultation_id", String(200), primary_key=True),
+    Column("rank", Integer, nullable=False, comment="1 = listen to first"),
+    Column("priority", Float, nullable=False, comment="higher first; the reasons' weights"),
+    Column("reasons", Text, nullable=False, comment="why, most important first"),
+    Column("failed_critical", Boolean, nullable=False),
+    Column("overall_score", Float),
+    Column("pass_state", String(20)),
+    Column("customer_sentiment_end", Float),
+    Column("categories", Text, comment="high-severity categories that fired"),
+    Column("agent_id", Text),
+    Column("team", Text),
+    Column("source_key", Text, comment="as tables show it (PII in the name redacted)"),
+    Column("report_location", Text),
+    Column("computed_at", DateTime(timezone=True), nullable=False),
+)
+
 
 # Internal: the review files loaded, by their listing token, so an unchanged file is not
 # read again.

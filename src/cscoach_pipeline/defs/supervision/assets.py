@@ -1,0 +1,132 @@
+"""The supervisor aggregates, one day partition each: agent scorecards, team and centre
+trends, and the review queue. A run may cover a range of days (single-run backfill policy):
+each day's rows are replaced in one transaction."""
+
+from datetime import date, datetime, timedelta
+
+from dagster import (
+    AllPartitionMapping,
+    AssetDep,
+    AssetExecutionContext,
+    AssetsDefinition,
+    BackfillPolicy,
+    DailyPartitionsDefinition,
+    MaterializeResult,
+    MetadataValue,
+    asset,
+)
+
+from cscoach_pipeline.defs.supervision.aggregates import (
+    ROLLING_DAYS,
+    agent_daily_rows,
+    day_span,
+    review_queue_rows,
+    team_daily_rows,
+)
+from cscoach_pipeline.defs.supervision.partitions import DAY_FORMAT
+from cscoach_pipeline.defs.supervision.report import agent_table, queue_table
+from cscoach_pipeline.defs.supervision.resources import SupervisionResource
+from cscoach_pipeline.defs.warehouse import tables
+from cscoach_pipeline.defs.warehouse.engine import utcnow
+from cscoach_pipeline.defs.warehouse.resources import WarehouseResource
+
+SUPERVISION_GROUP = "supervision"
+
+
+def partition_days(context: AssetExecutionContext) -> list[date]:
+    return [datetime.strptime(k, DAY_FORMAT).date() for k in context.partition_keys]
+
+
+def build_supervision_assets(days: DailyPartitionsDefinition) -> list[AssetsDefinition]:
+    # Every consultation's score feeds the day it belongs to; which day is data, so the
+    # dependency is on all of them (lineage), and the sensor says which days changed.
+    scores = AssetDep("quality_metrics", partition_mapping=AllPartitionMapping())
+    shared = {
+        "partitions_def": days,
+        "backfill_policy": BackfillPolicy.single_run(),
+        "group_name": SUPERVISION_GROUP,
+        "kinds": {"sql"},
+    }
+
+    @asset(
+        deps=[scores],
+        description="Per day and agent: consultations, scored, failed, mean and median "
+        "score, pass rate, score per scorecard question, talk share, pace, non-talk, "
+        "interruptions, latency, handle time, customer sentiment start/end, resolution "
+        "rates, LLM cost.",
+        **shared,
+    )
+    def agent_daily_scorecards(
+        context: AssetExecutionContext,
+        warehouse: WarehouseResource,
+        supervision: SupervisionResource,
+    ) -> MaterializeResult:
+        chosen = partition_days(context)
+        facts = warehouse.aggregates.day_facts(*day_span(chosen, supervision.timezone))
+        rows = agent_daily_rows(facts, chosen, supervision.timezone, utcnow())
+        warehouse.aggregates.replace_days(tables.agent_daily_scorecards, chosen, rows)
+        return MaterializeResult(
+            metadata={
+                "days": len(chosen),
+                "agents": len({r["agent_id"] for r in rows}),
+                "consultations": sum(r["consultations"] for r in rows),
+                "agents_by_score": MetadataValue.md(agent_table(rows)),
+            }
+        )
+
+    @asset(
+        deps=[scores],
+        description="Per day, per team and for the whole centre: the agent scorecard "
+        "figures plus 7- and 28-day rolling mean score, pass rate and volume.",
+        **shared,
+    )
+    def team_daily_trends(
+        context: AssetExecutionContext,
+        warehouse: WarehouseResource,
+        supervision: SupervisionResource,
+    ) -> MaterializeResult:
+        chosen = partition_days(context)
+        # The rolling windows reach back from the first day.
+        reach = [min(chosen) - timedelta(days=max(ROLLING_DAYS) - 1), max(chosen)]
+        facts = warehouse.aggregates.day_facts(*day_span(reach, supervision.timezone))
+        rows = team_daily_rows(facts, chosen, supervision.timezone, utcnow())
+        warehouse.aggregates.replace_days(tables.team_daily_trends, chosen, rows)
+        centre = [r for r in rows if r["scope"] == "centre"]
+        latest = max(centre, key=lambda r: r["day"]) if centre else None
+        return MaterializeResult(
+            metadata={
+                "days": len(chosen),
+                "teams": len({r["team"] for r in rows if r["scope"] == "team"}),
+                "centre_mean_score": latest["mean_score"] if latest else None,
+                "centre_rolling_7d_mean_score": latest["rolling_7d_mean_score"] if latest else None,
+            }
+        )
+
+    @asset(
+        deps=[scores, AssetDep("call_categories", partition_mapping=AllPartitionMapping())],
+        description="Per day, the consultations a supervisor should listen to first (failed "
+        "critical questions, legal threats, escalations, cancellations, an unhappy end, low "
+        "scores), ranked, with why.",
+        **shared,
+    )
+    def review_queue(
+        context: AssetExecutionContext,
+        warehouse: WarehouseResource,
+        supervision: SupervisionResource,
+    ) -> MaterializeResult:
+        chosen = partition_days(context)
+        facts = warehouse.aggregates.day_facts(*day_span(chosen, supervision.timezone))
+        rows = review_queue_rows(
+            facts, chosen, supervision.timezone, supervision.review_queue_size, utcnow()
+        )
+        warehouse.aggregates.replace_days(tables.review_queue, chosen, rows)
+        return MaterializeResult(
+            metadata={
+                "days": len(chosen),
+                "queued": len(rows),
+                "failed_critical": sum(r["failed_critical"] for r in rows),
+                "queue": MetadataValue.md(queue_table(rows)),
+            }
+        )
+
+    return [agent_daily_scorecards, team_daily_trends, review_queue]

@@ -1,0 +1,17 @@
+"""Day partitions of the supervisor aggregates: the consultation's day (recorded_at, else its
+upload) in the centre's timezone."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from dagster import DailyPartitionsDefinition
+
+DAY_FORMAT = "%Y-%m-%d"
+
+
+def consultation_days(start: date, timezone: str) -> DailyPartitionsDefinition:
+    # end_offset=1: today's partition exists while the day is still going.
+    return DailyPartitionsDefinition(
+        start_date=start.strftime(DAY_FORMAT), timezone=timezone, end_offset=1, fmt=DAY_FORMAT
+    )

@@ -1,0 +1,215 @@
+"""Proves the supervisor aggregates through the real pipeline: chats of three agents in two
+teams over three days (sidecars give agent, team and recorded_at) are processed, then the
+`daily_aggregates` sensor asks for the days they belong to and the refresh runs them.
+
+- `agent_daily_scorecards` rows equal what this test computes from `quality_metrics`
+  (consultations, scored, mean and median score, pass rate per day and agent), with scores
+  per scorecard question;
+- `team_daily_trends` has each team and the centre per day, with rolling means over the
+  days so far;
+- `review_queue` ranks the consultation with a failed critical question first, with why;
+- a late consultation for an earlier day refreshes that day only (and the trend days after
+  it), a reanalysis refreshes every affected day, and a look with nothing new asks nothing.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import statistics
+from collections import defaultdict
+from datetime import date
+from pathlib import Path
+
+import pytest
+from dagster import RunRequest, SensorResult, build_sensor_context
+
+from cscoach_pipeline.defs.warehouse import tables
+from tests.support.evaluation import EVALUATION_SET
+from tests.support.pipeline import PipelineHarness
+
+pytestmark = pytest.mark.integration
+
+
+def _chat(case_id: str) -> bytes:
+    import yaml
+
+    cases = yaml.safe_load(EVALUATION_SET.read_text(encoding="utf-8"))["cases"]
+    (case,) = [c for c in cases if c["id"] == case_id]
+    names = {"A": "Agent", "C": "Customer"}
+    return "".join(f"{names[s]}: {t}\n" for s, t in case["turns"]).encode()
+
+
+GOOD, RUDE, HEDGING = "en-01-card-lost-model", "en-02-rude-refund", "en-04-hedging-agent"
+ESCALATED = "en-05-escalation-handled"
+# (file, evaluation case, agent, team, recorded_at)
+DROPS = [
+    ("d1-a1-good.txt", GOOD, "A-1", "cards", "2026-11-20T09:00:00+00:00"),
+    ("d1-a1-rude.txt", RUDE, "A-1", "cards", "2026-11-20T10:00:00+00:00"),
+    ("d1-a2-hedging.txt", HEDGING, "A-2", "cards", "2026-11-20T11:00:00+00:00"),
+    ("d1-a3-escalated.txt", ESCALATED, "A-3", "loans", "2026-11-20T23:30:00+00:00"),
+    ("d2-a1-good.txt", GOOD, "A-1", "cards", "2026-11-21T08:00:00+00:00"),
+    ("d2-a3-hedging.txt", HEDGING, "A-3", "loans", "2026-11-21T12:00:00+00:00"),
+    ("d3-a2-good.txt", GOOD, "A-2", "cards", "2026-11-22T15:00:00+00:00"),
+]
+
+
+_UNIQUE = itertools.count(1)
+
+
+def _drop(harness: PipelineHarness, name: str, case: str, agent: str, team: str, at: str) -> None:
+    # Trailing spaces make each file's content its own (identical content is a duplicate).
+    harness.drop(name, _chat(case) + b" " * next(_UNIQUE))
+    sidecar = {"agent_id": agent, "agent_name": f"Agent {agent}", "team": team, "recorded_at": at}
+    harness.drop(name.replace(".txt", ".meta.json"), json.dumps(sidecar).encode())
+
+
+def _look(harness: PipelineHarness, cursor: str | None) -> tuple[list[RunRequest], str | None]:
+    sensor = harness.defs.get_sensor_def("daily_aggregates")
+    context = build_sensor_context(
+        instance=harness.instance, cursor=cursor, resources=harness.resources,
+        definitions=harness.defs,
+    )  # fmt: skip
+    result = sensor(context)
+    assert isinstance(result, SensorResult)
+    return list(result.run_requests or []), result.cursor
+
+
+def _refresh(harness: PipelineHarness, requests: list[RunRequest]) -> None:
+    job = harness.defs.resolve_job_def("refresh_daily_aggregates")
+    for request in requests:
+        result = job.execute_in_process(
+            instance=harness.instance,
+            tags=request.tags,
+            asset_selection=request.asset_selection,
+            raise_on_error=False,
+        )
+        assert result.success
+
+
+def _expected(harness: PipelineHarness) -> dict[tuple[date, str], dict]:
+    """Per (day, agent), from quality_metrics (each consultation's newest row) directly."""
+    consultations = {r["consultation_id"]: r for r in harness.warehouse.fetch_rows(
+        tables.consultations)}  # fmt: skip
+    newest: dict[str, dict] = {}
+    for row in harness.warehouse.fetch_rows(tables.quality_metrics):
+        current = newest.get(row["consultation_id"])
+        if current is None or row["created_at"] > current["created_at"]:
+            newest[row["consultation_id"]] = row
+    groups: dict[tuple[date, str], list[dict]] = defaultdict(list)
+    for consultation_id, row in newest.items():
+        context = consultations[consultation_id]
+        groups[(context["recorded_at"].date(), context["agent_id"])].append(row)
+    return {
+        key: {
+            "consultations": len(rows),
+            "scored": len(rows),
+            "mean_score": round(statistics.mean(r["overall_score"] for r in rows), 3),
+            "median_score": round(statistics.median(r["overall_score"] for r in rows), 3),
+            "pass_rate": round(sum(r["pass_state"] == "passed" for r in rows) / len(rows), 3),
+        }
+        for key, rows in groups.items()
+    }
+
+
+def _agent_rows(harness: PipelineHarness) -> dict[tuple[date, str], dict]:
+    return {
+        (r["day"], r["agent_id"]): r
+        for r in harness.warehouse.fetch_rows(tables.agent_daily_scorecards)
+    }
+
+
+def test_daily_aggregates_follow_the_scores(tmp_path: Path) -> None:
+    harness = PipelineHarness(root=tmp_path / "run")
+    for drop in DROPS:
+        _drop(harness, *drop)
+    results = harness.process()
+    assert len(results) == len(DROPS) and all(r.success for r in results.values())
+
+    requests, cursor = _look(harness, None)
+    ranges = sorted(
+        (r.tags["dagster/asset_partition_range_start"], r.tags["dagster/asset_partition_range_end"],
+         tuple(sorted(k.to_user_string() for k in r.asset_selection or [])))
+        for r in requests
+    )  # fmt: skip
+    today = date.today().isoformat()
+    assert ranges == [
+        ("2026-11-20", "2026-11-22", ("agent_daily_scorecards", "review_queue")),
+        ("2026-11-20", min("2026-12-19", today), ("team_daily_trends",)),
+    ]
+    _refresh(harness, requests)
+
+    rows = _agent_rows(harness)
+    expected = _expected(harness)
+    assert set(rows) == set(expected)
+    for key, figures in expected.items():
+        row = rows[key]
+        assert {k: row[k] for k in figures} == figures, key
+        assert row["team"] == ("loans" if key[1] == "A-3" else "cards")
+        assert row["agent_name"] == f"Agent {key[1]}"
+        assert row["failed"] == 0
+        assert set(row["question_scores"]) >= {"greeting", "compliance", "closing"}
+    day1_a1 = rows[(date(2026, 11, 20), "A-1")]
+    assert day1_a1["consultations"] == 2 and day1_a1["pass_rate"] == 0.5
+    assert day1_a1["question_scores"]["compliance"] == 50.0  # passed once, failed once
+
+    trends = {(r["day"], r["scope"], r["team"]): r
+              for r in harness.warehouse.fetch_rows(tables.team_daily_trends)}  # fmt: skip
+    centre_d1 = trends[(date(2026, 11, 20), "centre", "")]
+    assert (centre_d1["consultations"], centre_d1["agents"]) == (4, 3)
+    cards_d3 = trends[(date(2026, 11, 22), "team", "cards")]
+    cards_scores = [
+        e["mean_score"] * e["scored"] for (d, agent), e in expected.items() if agent != "A-3"
+    ]
+    cards_scored = sum(e["scored"] for (_, agent), e in expected.items() if agent != "A-3")
+    assert cards_d3["rolling_7d_consultations"] == cards_scored == 5
+    assert cards_d3["rolling_7d_mean_score"] == pytest.approx(
+        sum(cards_scores) / cards_scored, abs=1e-3
+    )
+    assert cards_d3["rolling_7d_mean_score"] == cards_d3["rolling_28d_mean_score"]
+
+    queue = sorted(
+        (r for r in harness.warehouse.fetch_rows(tables.review_queue)
+         if r["day"] == date(2026, 11, 20)),
+        key=lambda r: r["rank"],
+    )  # fmt: skip
+    assert queue[0]["failed_critical"] and queue[0]["agent_id"] == "A-1"
+    assert queue[0]["reasons"].startswith("failed critical question: ")
+    assert queue[0]["source_key"] == "incoming/d1-a1-rude.txt"
+    assert all(not r["failed_critical"] for r in queue[1:])
+    assert [r["rank"] for r in queue] == list(range(1, len(queue) + 1))
+
+    # Nothing new: nothing asked.
+    assert _look(harness, cursor)[0] == []
+
+    # A late consultation for the first day: that day only (and the trends after it).
+    computed = {k: r["computed_at"] for k, r in _agent_rows(harness).items()}
+    _drop(harness, "late-a2.txt", RUDE, "A-2", "cards", "2026-11-20T16:00:00+00:00")
+    assert all(r.success for r in harness.process().values())
+    requests, cursor = _look(harness, cursor)
+    daily = next(r for r in requests if "team_daily_trends" not in str(r.asset_selection))
+    assert daily.tags["dagster/asset_partition_range_start"] == "2026-11-20"
+    assert daily.tags["dagster/asset_partition_range_end"] == "2026-11-20"
+    _refresh(harness, requests)
+    rows = _agent_rows(harness)
+    assert rows[(date(2026, 11, 20), "A-2")]["consultations"] == 2
+    assert rows[(date(2026, 11, 20), "A-2")]["failed"] == 0
+    assert rows[(date(2026, 11, 21), "A-1")]["computed_at"] == computed[(date(2026, 11, 21), "A-1")]
+    assert rows[(date(2026, 11, 20), "A-1")]["computed_at"] != computed[(date(2026, 11, 20), "A-1")]
+    assert {k: {f: rows[k][f] for f in v} for k, v in _expected(harness).items()} == _expected(
+        harness
+    )
+
+    # A reanalysis rescoring everything refreshes every day it touches.
+    assert harness.reanalyze_all("v2").success
+    requests, _ = _look(harness, cursor)
+    daily = next(r for r in requests if "team_daily_trends" not in str(r.asset_selection))
+    assert (
+        daily.tags["dagster/asset_partition_range_start"],
+        daily.tags["dagster/asset_partition_range_end"],
+    ) == ("2026-11-20", "2026-11-22")
+    _refresh(harness, requests)
+    rows = _agent_rows(harness)
+    assert {k: {f: rows[k][f] for f in v} for k, v in _expected(harness).items()} == _expected(
+        harness
+    )
