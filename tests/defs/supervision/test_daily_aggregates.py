@@ -8,6 +8,7 @@ teams over three days (sidecars give agent, team and recorded_at) are processed,
 - `team_daily_trends` has each team and the centre per day, with rolling means over the
   days so far;
 - `review_queue` ranks the consultation with a failed critical question first, with why;
+- the score's materialization names the agent, team and source file;
 - a late consultation for an earlier day refreshes that day only (and the trend days after
   it), a reanalysis refreshes every affected day, and a look with nothing new asks nothing.
 """
@@ -22,7 +23,7 @@ from datetime import date
 from pathlib import Path
 
 import pytest
-from dagster import RunRequest, SensorResult, build_sensor_context
+from dagster import AssetKey, RunRequest, SensorResult, build_sensor_context
 
 from cscoach_pipeline.defs.warehouse import tables
 from tests.support.evaluation import EVALUATION_SET
@@ -125,6 +126,13 @@ def test_daily_aggregates_follow_the_scores(tmp_path: Path) -> None:
         _drop(harness, *drop)
     results = harness.process()
     assert len(results) == len(DROPS) and all(r.success for r in results.values())
+
+    # Who handled it sits beside the score in the UI.
+    event = harness.instance.get_latest_materialization_event(AssetKey("quality_metrics"))
+    assert event is not None and event.asset_materialization is not None
+    shown = event.asset_materialization.metadata
+    assert shown["agent_id"].value.startswith("A-") and shown["team"].value in {"cards", "loans"}
+    assert shown["source_key"].value.startswith("incoming/d")
 
     requests, cursor = _look(harness, None)
     ranges = sorted(

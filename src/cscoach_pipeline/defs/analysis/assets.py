@@ -226,6 +226,9 @@ def _analyse_and_score(
             source.consultation_id, report_location=scored.report_location
         )
         record_status(context, warehouse, source, "succeeded", "quality_metrics")
+        who = warehouse.consultations.get(source.consultation_id)
+    # Beside the score, who handled it (filterable context for a supervisor).
+    handled_by = {k: who[k] for k in ("agent_id", "agent_name", "team") if who.get(k)}
     return [
         AssetMaterialization(
             "consultation_analysis",
@@ -237,6 +240,8 @@ def _analyse_and_score(
             partition=key,
             metadata={
                 **scored.score.metadata(),
+                **handled_by,
+                "source_key": source.shown_key,
                 "prompt_version": arm.version,
                 "summary": MetadataValue.md(scored.analysis.summary),
                 "report": MetadataValue.path(scored.report_location),

@@ -9,8 +9,7 @@ quality_metrics row, so a reanalysis replaces its scores in every aggregate.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from datetime import UTC, date, datetime, time, timedelta
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
@@ -54,11 +53,16 @@ def consultation_day(
 
 
 def _with_days(facts: DayFacts, timezone: str) -> pd.DataFrame:
+    import pandas as pd
+
     frame = facts.consultations.copy()
-    frame["day"] = [
-        consultation_day(_py(r), _py(u), timezone)
-        for r, u in zip(frame["recorded_at"], frame["uploaded_at"], strict=True)
-    ]
+    moment = pd.to_datetime(frame["recorded_at"], utc=True).fillna(
+        pd.to_datetime(frame["uploaded_at"], utc=True)
+    )
+    frame["day"] = moment.dt.tz_convert(timezone).dt.date
+    # Columns of NULLs come back as objects: as floats, the group means stay vectorized.
+    for column in (c for c in _NUMERIC if c in frame.columns):
+        frame[column] = pd.to_numeric(frame[column], errors="coerce").astype(float)
     frame["agent_id"] = frame["agent_id"].fillna(UNASSIGNED).replace("", UNASSIGNED)
     frame["team"] = frame["team"].fillna("")
     # A chat's customer may not speak in the first or last quarter: the nearest one counts.
@@ -67,62 +71,101 @@ def _with_days(facts: DayFacts, timezone: str) -> pd.DataFrame:
     return frame
 
 
-def _py(value: Any) -> datetime | None:
-    import pandas as pd
-
-    if value is None or pd.isna(value):
-        return None
-    return value.to_pydatetime() if hasattr(value, "to_pydatetime") else value
-
-
-def _mean(series: pd.Series) -> float | None:
-    value = series.mean()
-    return None if value != value else round(float(value), 3)  # NaN: nothing to average
+_QUESTION = "question:"
+_NUMERIC = (
+    "overall_score", "agent_talk_share", "agent_words_per_minute", "non_talk_share",
+    "interruptions_by_agent", "agent_response_latency_median_s", "duration_s", "cost_usd",
+    "customer_sentiment_q1", "customer_sentiment_q2", "customer_sentiment_q3",
+    "customer_sentiment_q4",
+)  # fmt: skip
 
 
-def _question_scores(answers: pd.DataFrame, ids: Iterable[str]) -> dict[str, float]:
-    chosen = answers[answers["consultation_id"].isin(list(ids)) & ~answers["na"].astype(bool)]
-    chosen = chosen[chosen["max_score"] > 0]
+def _with_questions(frame: pd.DataFrame, answers: pd.DataFrame) -> pd.DataFrame:
+    """One column per scorecard question: the consultation's answer as 0-100 (N/A: NaN)."""
+    chosen = answers[~answers["na"].astype(bool) & (answers["max_score"] > 0)]
     if chosen.empty:
-        return {}
-    percent = chosen["score"] / chosen["max_score"] * 100
-    means = percent.groupby(chosen["question_id"]).mean()
-    return {str(q): round(float(v), 1) for q, v in sorted(means.items())}
+        return frame
+    percent = chosen.assign(percent=chosen["score"] / chosen["max_score"] * 100)
+    wide = percent.pivot_table(
+        index="consultation_id", columns="question_id", values="percent", aggfunc="mean"
+    )
+    wide.columns = [f"{_QUESTION}{q}" for q in wide.columns]
+    return frame.merge(wide, left_on="consultation_id", right_index=True, how="left")
 
 
-def _metrics(group: pd.DataFrame, answers: pd.DataFrame) -> dict[str, Any]:
-    scored = group[group["overall_score"].notna()]
-    resolution = scored["resolution_status"]
-    count = len(scored)
+def _group_metrics(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """The aggregate columns per group of `keys`, in one pass (scored-only figures: the
+    quality columns are empty for consultations without a score)."""
+    scored = frame["overall_score"].notna()
+    flags = frame.assign(
+        _scored=scored,
+        _failed=frame["status"].eq("failed"),
+        _passed=scored & frame["pass_state"].eq("passed"),
+        _resolved=scored & frame["resolution_status"].eq("resolved"),
+        _escalated=scored & frame["resolution_status"].eq("escalated"),
+        _unresolved=scored & frame["resolution_status"].eq("unresolved"),
+    )
+    grouped = flags.groupby(keys, sort=True)
+    questions = [c for c in frame.columns if c.startswith(_QUESTION)]
+    out = grouped.agg(
+        consultations=("consultation_id", "size"),
+        scored=("_scored", "sum"),
+        failed=("_failed", "sum"),
+        mean_score=("overall_score", "mean"),
+        median_score=("overall_score", "median"),
+        passed=("_passed", "sum"),
+        resolved=("_resolved", "sum"),
+        escalated=("_escalated", "sum"),
+        unresolved=("_unresolved", "sum"),
+        mean_agent_talk_share=("agent_talk_share", "mean"),
+        mean_agent_words_per_minute=("agent_words_per_minute", "mean"),
+        mean_non_talk_share=("non_talk_share", "mean"),
+        interruptions_by_agent=("interruptions_by_agent", "sum"),
+        interruptions_known=("interruptions_by_agent", "count"),
+        mean_response_latency_s=("agent_response_latency_median_s", "mean"),
+        mean_handle_time_s=("duration_s", "mean"),
+        customer_sentiment_start=("sentiment_start", "mean"),
+        customer_sentiment_end=("sentiment_end", "mean"),
+        llm_cost_usd=("cost_usd", "sum"),
+        agents=("agent_id", "nunique"),
+    )
+    if questions:
+        out = out.join(grouped[questions].mean())
+    return out
 
-    def rate(status: str) -> float | None:
-        return round(float((resolution == status).sum()) / count, 3) if count else None
 
-    interruptions = scored["interruptions_by_agent"].dropna()
+def _rate(part: Any, whole: Any) -> float | None:
+    return round(float(part) / float(whole), 3) if whole else None
+
+
+def _num(value: Any, digits: int = 3) -> float | None:
+    return None if value is None or value != value else round(float(value), digits)
+
+
+def _figures(row: Any, questions: Sequence[str]) -> dict[str, Any]:
+    interruptions = row["interruptions_by_agent"] if row["interruptions_known"] else None
     return {
-        "consultations": len(group),
-        "scored": count,
-        "failed": int((group["status"] == "failed").sum()),
-        "mean_score": _mean(scored["overall_score"]),
-        "median_score": (round(float(scored["overall_score"].median()), 3) if count else None),
-        "pass_rate": round(float((scored["pass_state"] == "passed").sum()) / count, 3)
-        if count
-        else None,
-        "question_scores": _question_scores(answers, scored["consultation_id"]),
-        "mean_agent_talk_share": _mean(scored["agent_talk_share"]),
-        "mean_agent_words_per_minute": _mean(scored["agent_words_per_minute"]),
-        "mean_non_talk_share": _mean(scored["non_talk_share"]),
-        "interruptions_by_agent": int(interruptions.sum()) if len(interruptions) else None,
-        "mean_response_latency_s": _mean(scored["agent_response_latency_median_s"]),
-        "mean_handle_time_s": _mean(scored["duration_s"]),
-        "customer_sentiment_start": _mean(scored["sentiment_start"]),
-        "customer_sentiment_end": _mean(scored["sentiment_end"]),
-        "resolved_rate": rate("resolved"),
-        "escalated_rate": rate("escalated"),
-        "unresolved_rate": rate("unresolved"),
-        "llm_cost_usd": round(float(group["cost_usd"].sum()), 6)
-        if group["cost_usd"].notna().any()
-        else 0.0,
+        "consultations": int(row["consultations"]),
+        "scored": int(row["scored"]),
+        "failed": int(row["failed"]),
+        "mean_score": _num(row["mean_score"]),
+        "median_score": _num(row["median_score"]),
+        "pass_rate": _rate(row["passed"], row["scored"]),
+        "question_scores": {
+            q[len(_QUESTION) :]: round(float(row[q]), 1) for q in questions if row[q] == row[q]
+        },
+        "mean_agent_talk_share": _num(row["mean_agent_talk_share"]),
+        "mean_agent_words_per_minute": _num(row["mean_agent_words_per_minute"]),
+        "mean_non_talk_share": _num(row["mean_non_talk_share"]),
+        "interruptions_by_agent": None if interruptions is None else int(interruptions),
+        "mean_response_latency_s": _num(row["mean_response_latency_s"]),
+        "mean_handle_time_s": _num(row["mean_handle_time_s"]),
+        "customer_sentiment_start": _num(row["customer_sentiment_start"]),
+        "customer_sentiment_end": _num(row["customer_sentiment_end"]),
+        "resolved_rate": _rate(row["resolved"], row["scored"]),
+        "escalated_rate": _rate(row["escalated"], row["scored"]),
+        "unresolved_rate": _rate(row["unresolved"], row["scored"]),
+        "llm_cost_usd": round(float(row["llm_cost_usd"] or 0.0), 6),
     }
 
 
@@ -130,37 +173,77 @@ def agent_daily_rows(
     facts: DayFacts, days: Sequence[date], timezone: str, computed_at: datetime
 ) -> list[dict[str, Any]]:
     frame = _with_days(facts, timezone)
+    frame = _with_questions(frame[frame["day"].isin(days)], facts.answers)
+    if frame.empty:
+        return []
+    metrics = _group_metrics(frame, ["day", "agent_id"])
+    questions = [c for c in metrics.columns if c.startswith(_QUESTION)]
+    names = frame.dropna(subset=["agent_name"]).groupby(["day", "agent_id"])["agent_name"].last()
+    # An agent who moved team mid-day counts with the team most of it was in.
+    counted = frame[frame["team"] != ""].groupby(["day", "agent_id", "team"]).size()
+    teams = (
+        counted.sort_values(ascending=False, kind="stable")
+        .reset_index()
+        .drop_duplicates(["day", "agent_id"])
+        .set_index(["day", "agent_id"])["team"]
+    )
     rows = []
-    for (day, agent_id), group in frame[frame["day"].isin(days)].groupby(["day", "agent_id"]):
-        names = group["agent_name"].dropna()
-        teams = group["team"][group["team"] != ""]
+    for row in metrics.reset_index().to_dict("records"):
+        day, agent_id = row["day"], row["agent_id"]
         rows.append(
             {
                 "day": day,
                 "agent_id": agent_id,
-                "agent_name": names.iloc[-1] if len(names) else None,
-                # An agent who moved team mid-day counts with the team most of it was in.
-                "team": teams.mode().iloc[0] if len(teams) else "",
-                **_metrics(group, facts.answers),
+                "agent_name": names.get((day, agent_id)),
+                "team": teams.get((day, agent_id), ""),
+                **_figures(row, questions),
                 "computed_at": computed_at,
             }
         )
     return rows
 
 
-def _rolling(frame: pd.DataFrame, day: date) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for length in ROLLING_DAYS:
-        window = frame[(frame["day"] > day - timedelta(days=length)) & (frame["day"] <= day)]
-        scored = window[window["overall_score"].notna()]
-        out[f"rolling_{length}d_mean_score"] = _mean(scored["overall_score"])
-        out[f"rolling_{length}d_pass_rate"] = (
-            round(float((scored["pass_state"] == "passed").sum()) / len(scored), 3)
-            if len(scored)
-            else None
+def _rolling(frame: pd.DataFrame, keys: list[str], days: Sequence[date]) -> pd.DataFrame:
+    """Per group and day: consultation-weighted mean score, pass rate and volume over the 7
+    and 28 days to that day."""
+    import pandas as pd
+
+    scored = frame["overall_score"].notna()
+    daily = (
+        frame.assign(
+            _score=frame["overall_score"].fillna(0.0),
+            _scored=scored,
+            _passed=scored & frame["pass_state"].eq("passed"),
         )
-        out[f"rolling_{length}d_consultations"] = len(window)
-    return out
+        .groupby([*keys, "day"])
+        .agg(
+            score=("_score", "sum"),
+            scored=("_scored", "sum"),
+            passed=("_passed", "sum"),
+            consultations=("consultation_id", "size"),
+        )
+    )
+    calendar = pd.Index(
+        [min(days) - timedelta(days=n) for n in range(max(ROLLING_DAYS) - 1, 0, -1)] + sorted(days),
+        name="day",
+    )
+    parts = []
+    for group, sub in daily.groupby(level=list(range(len(keys)))):
+        sub = sub.droplevel(list(range(len(keys)))).reindex(calendar, fill_value=0)
+        out = pd.DataFrame(index=sub.index)
+        for length in ROLLING_DAYS:
+            window = sub.rolling(length, min_periods=1).sum()
+            out[f"rolling_{length}d_mean_score"] = (window["score"] / window["scored"]).where(
+                window["scored"] > 0
+            )
+            out[f"rolling_{length}d_pass_rate"] = (window["passed"] / window["scored"]).where(
+                window["scored"] > 0
+            )
+            out[f"rolling_{length}d_consultations"] = window["consultations"]
+        for key, value in zip(keys, group if isinstance(group, tuple) else (group,), strict=True):
+            out[key] = value
+        parts.append(out.reset_index())
+    return pd.concat(parts).set_index([*keys, "day"]) if parts else pd.DataFrame()
 
 
 def team_daily_rows(
@@ -169,57 +252,91 @@ def team_daily_rows(
     """Per team and for the whole centre; `facts` must reach 27 days before the first day
     (the rolling means are consultation-weighted over the 7 and 28 days to each day)."""
     frame = _with_days(facts, timezone)
+    frame = _with_questions(frame, facts.answers).assign(scope="team")
+    centre = frame.assign(scope="centre", team="")
+    both = _concat([frame, centre])
+    chosen = both[both["day"].isin(days)]
+    if chosen.empty:
+        return []
+    keys = ["scope", "team"]
+    metrics = _group_metrics(chosen, [*keys, "day"])
+    rolling = _rolling(both, keys, days)
+    questions = [c for c in metrics.columns if c.startswith(_QUESTION)]
     rows = []
-    scopes: list[tuple[str, str, pd.DataFrame]] = [("centre", "", frame)]
-    scopes += [("team", team, group) for team, group in frame.groupby("team")]
-    for scope, team, scoped in scopes:
-        for day in days:
-            group = scoped[scoped["day"] == day]
-            if group.empty:
-                continue
-            rows.append(
-                {
-                    "day": day,
-                    "scope": scope,
-                    "team": team,
-                    "agents": int(group["agent_id"].nunique()),
-                    **_metrics(group, facts.answers),
-                    **_rolling(scoped, day),
-                    "computed_at": computed_at,
-                }
-            )
+    windows_of = rolling.to_dict("index")
+    for row in metrics.reset_index().to_dict("records"):
+        scope, team, day = row["scope"], row["team"], row["day"]
+        windows = windows_of[(scope, team, day)]
+        rows.append(
+            {
+                "day": day,
+                "scope": scope,
+                "team": team,
+                "agents": int(row["agents"]),
+                **_figures(row, questions),
+                **{
+                    name: (int(v) if name.endswith("consultations") else _num(v))
+                    for name, v in windows.items()
+                },
+                "computed_at": computed_at,
+            }
+        )
     return rows
 
 
-@dataclass(frozen=True)
-class _Candidate:
-    priority: float
-    reasons: list[str]
+def _concat(frames: list[pd.DataFrame]) -> pd.DataFrame:
+    import pandas as pd
+
+    return pd.concat(frames, ignore_index=True)
 
 
-def _why(row: Any, categories: set[str]) -> _Candidate:
-    priority, reasons = 0.0, []
-    if row["pass_state"] == "failed":
-        priority += _FAILED_CRITICAL
-        reasons.append(f"failed critical question: {row['pass_reason']}")
+def _with_categories(frame: pd.DataFrame, categories: pd.DataFrame) -> pd.DataFrame:
+    """One 0/1 column per queue category."""
+    import pandas as pd
+
+    chosen = categories[categories["category_id"].isin(list(QUEUE_CATEGORIES))]
+    flags = (
+        pd.crosstab(chosen["consultation_id"], chosen["category_id"]).clip(upper=1)
+        if not chosen.empty
+        else pd.DataFrame()
+    )
+    flags = flags.reindex(columns=list(QUEUE_CATEGORIES), fill_value=0)
+    out = frame.join(flags, on="consultation_id")
+    out[list(QUEUE_CATEGORIES)] = out[list(QUEUE_CATEGORIES)].fillna(0).astype(int)
+    return out
+
+
+def _priorities(frame: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
+    """Each consultation's priority, and whether it has any reason to be reviewed."""
+    failed = frame["pass_state"].eq("failed")
+    below = frame["pass_state"].eq("below_pass_mark")
+    escalated = frame["resolution_status"].eq("escalated")
+    end = frame["sentiment_end"]
+    negative = end.lt(_NEGATIVE_END)
+    priority = failed * _FAILED_CRITICAL + escalated * 15.0 + below * 10.0
+    priority = priority + negative * (10.0 + 20.0 * (-end).clip(upper=1.0)).fillna(0.0)
+    reason = failed | below | escalated | negative
     for category, weight in QUEUE_CATEGORIES.items():
-        if category in categories:
-            priority += weight
-            reasons.append(category.replace("_", " "))
+        priority = priority + frame[category] * weight
+        reason = reason | frame[category].astype(bool)
+    # Lower scores first among equals.
+    priority = priority + (100.0 - frame["overall_score"]) / 10.0
+    return priority.round(2), reason
+
+
+def _reasons(row: Any) -> list[str]:
+    reasons = []
+    if row["pass_state"] == "failed":
+        reasons.append(f"failed critical question: {row['pass_reason']}")
+    reasons += [c.replace("_", " ") for c in QUEUE_CATEGORIES if row[c]]
     if row["resolution_status"] == "escalated":
-        priority += 15.0
         reasons.append("escalated")
     end = row["sentiment_end"]
-    if end == end and end is not None and end < _NEGATIVE_END:  # not NaN
-        priority += 10.0 + 20.0 * min(1.0, -end)
+    if end == end and end is not None and end < _NEGATIVE_END:
         reasons.append(f"customer negative at the end ({end:+.2f})")
-    score = row["overall_score"]
     if row["pass_state"] == "below_pass_mark":
-        priority += 10.0
         reasons.append("below the pass mark")
-    if score == score and score is not None:
-        priority += (100.0 - float(score)) / 10.0  # lower scores first among equals
-    return _Candidate(round(priority, 2), reasons)
+    return reasons
 
 
 def review_queue_rows(
@@ -230,40 +347,39 @@ def review_queue_rows(
     complaints, low scores."""
     frame = _with_days(facts, timezone)
     frame = frame[frame["day"].isin(days) & frame["overall_score"].notna()]
-    fired: dict[str, set[str]] = {}
-    for consultation_id, category_id in zip(
-        facts.categories["consultation_id"], facts.categories["category_id"], strict=True
-    ):
-        fired.setdefault(consultation_id, set()).add(category_id)
+    if frame.empty:
+        return []
+    frame = _with_categories(frame, facts.categories)
+    priority, has_reason = _priorities(frame)
+    frame = frame.assign(priority=priority)[has_reason]
+    frame = frame.sort_values(["day", "priority", "consultation_id"],
+                              ascending=[True, False, True])  # fmt: skip
+    chosen = frame.groupby("day", sort=True).head(size)
     rows = []
-    for day, group in frame.groupby("day"):
-        ranked = []
-        for _, row in group.iterrows():
-            categories = fired.get(row["consultation_id"], set())
-            why = _why(row, categories)
-            if why.reasons:
-                ranked.append((why, row, categories))
-        ranked.sort(key=lambda item: (-item[0].priority, item[1]["consultation_id"]))
-        for rank, (why, row, categories) in enumerate(ranked[:size], start=1):
-            rows.append(
-                {
-                    "day": day,
-                    "consultation_id": row["consultation_id"],
-                    "rank": rank,
-                    "priority": why.priority,
-                    "reasons": "; ".join(why.reasons),
-                    "failed_critical": row["pass_state"] == "failed",
-                    "overall_score": float(row["overall_score"]),
-                    "pass_state": row["pass_state"],
-                    "customer_sentiment_end": _none(row["sentiment_end"]),
-                    "categories": ", ".join(sorted(categories & set(QUEUE_CATEGORIES))) or None,
-                    "agent_id": row["agent_id"],
-                    "team": row["team"] or None,
-                    "source_key": row["source_key"],
-                    "report_location": _none(row["report_location"]),
-                    "computed_at": computed_at,
-                }
-            )
+    rank, previous = 0, None
+    for _, row in chosen.iterrows():
+        rank = rank + 1 if row["day"] == previous else 1
+        previous = row["day"]
+        fired = [c for c in QUEUE_CATEGORIES if row[c]]
+        rows.append(
+            {
+                "day": row["day"],
+                "consultation_id": row["consultation_id"],
+                "rank": rank,
+                "priority": float(row["priority"]),
+                "reasons": "; ".join(_reasons(row)),
+                "failed_critical": row["pass_state"] == "failed",
+                "overall_score": float(row["overall_score"]),
+                "pass_state": row["pass_state"],
+                "customer_sentiment_end": _none(row["sentiment_end"]),
+                "categories": ", ".join(sorted(fired)) or None,
+                "agent_id": row["agent_id"],
+                "team": row["team"] or None,
+                "source_key": row["source_key"],
+                "report_location": _none(row["report_location"]),
+                "computed_at": computed_at,
+            }
+        )
     return rows
 
 
