@@ -5,6 +5,7 @@ pipeline (and `requeue`, `reanalyze`), never by hand.
 
     python -m cscoach_pipeline.query "SELECT consultation_id, status FROM consultation_status"
     python -m cscoach_pipeline.query --csv "SELECT * FROM latest_quality_metrics" > metrics.csv
+    python -m cscoach_pipeline.query --file bi/queries/agent_ranking.sql
     python -m cscoach_pipeline.query            # lists the tables and views
 """
 
@@ -100,7 +101,16 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("sql", nargs="?", help="one SQL query; none lists the tables and views")
     parser.add_argument("--csv", action="store_true", help="CSV with whole values, for export")
+    parser.add_argument("--file", type=Path, help="read the query from this file")
     args = parser.parse_args(argv)
+    if args.file is not None:
+        if args.sql is not None:
+            parser.error("give the query or --file, not both")
+        try:
+            args.sql = args.file.read_text(encoding="utf-8")
+        except OSError as exc:
+            print(f"cannot read {args.file}: {exc.strerror or exc}", file=sys.stderr)
+            return 2
     try:
         url = load_settings().warehouse_url
         shown = make_url(url).render_as_string(hide_password=True)

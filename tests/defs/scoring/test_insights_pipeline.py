@@ -97,6 +97,9 @@ def test_a_resolving_call_with_a_hold(tmp_path: Path, resolving_call: Path) -> N
     assert quality is not None and quality.asset_materialization is not None
     arc = quality.asset_materialization.metadata["customer_sentiment_by_quarter"].value
     assert arc.startswith("-")
+    # The coaching report is readable in the UI, not only a path.
+    shown = quality.asset_materialization.metadata["coaching_report"].value
+    assert shown == report
 
 
 KOREAN_CHAT = (

@@ -1,6 +1,7 @@
-"""Proves the supervisor aggregates through the real pipeline: chats of three agents in two
-teams over three days (sidecars give agent, team and recorded_at) are processed, then the
-`daily_aggregates` sensor asks for the days they belong to and the refresh runs them.
+"""Proves the supervisor aggregates through the real pipeline, on SQLite and PostgreSQL:
+chats of three agents in two teams over three days (sidecars give agent, team and
+recorded_at) are processed, then the `daily_aggregates` sensor asks for the days they
+belong to and the refresh runs them.
 
 - `agent_daily_scorecards` rows equal what this test computes from `quality_metrics`
   (consultations, scored, mean and median score, pass rate per day and agent), with scores
@@ -9,6 +10,7 @@ teams over three days (sidecars give agent, team and recorded_at) are processed,
   days so far;
 - `review_queue` ranks the consultation with a failed critical question first, with why;
 - the score's materialization names the agent, team and source file;
+- the BI starter's queries (bi/queries/) answer on the same warehouse, SQLite and PostgreSQL;
 - a late consultation for an earlier day refreshes that day only (and the trend days after
   it), a reanalysis refreshes every affected day, and a look with nothing new asks nothing.
 """
@@ -19,6 +21,7 @@ import itertools
 import json
 import statistics
 from collections import defaultdict
+from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 
@@ -26,8 +29,12 @@ import pytest
 from dagster import AssetKey, RunRequest, SensorResult, build_sensor_context
 
 from cscoach_pipeline.defs.warehouse import tables
+from cscoach_pipeline.query import run_query
 from tests.support.evaluation import EVALUATION_SET
 from tests.support.pipeline import PipelineHarness
+from tests.support.postgres import temporary_database
+
+BI_QUERIES = Path(__file__).resolve().parents[3] / "bi" / "queries"
 
 pytestmark = pytest.mark.integration
 
@@ -120,8 +127,17 @@ def _agent_rows(harness: PipelineHarness) -> dict[tuple[date, str], dict]:
     }
 
 
-def test_daily_aggregates_follow_the_scores(tmp_path: Path) -> None:
-    harness = PipelineHarness(root=tmp_path / "run")
+@pytest.fixture(params=["sqlite", "postgres"])
+def warehouse_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'warehouse.db'}"
+        return
+    with temporary_database() as url:
+        yield url
+
+
+def test_daily_aggregates_follow_the_scores(tmp_path: Path, warehouse_url: str) -> None:
+    harness = PipelineHarness(root=tmp_path / "run", warehouse_url=warehouse_url)
     for drop in DROPS:
         _drop(harness, *drop)
     results = harness.process()
@@ -186,6 +202,18 @@ def test_daily_aggregates_follow_the_scores(tmp_path: Path) -> None:
     assert queue[0]["source_key"] == "incoming/d1-a1-rude.txt"
     assert all(not r["failed_critical"] for r in queue[1:])
     assert [r["rank"] for r in queue] == list(range(1, len(queue) + 1))
+
+    # The BI starter's queries run on this warehouse and answer.
+    answers = {path.stem: run_query(warehouse_url, path.read_text(encoding="utf-8"))
+               for path in sorted(BI_QUERIES.glob("*.sql"))}  # fmt: skip
+    assert len(answers) >= 7
+    # No reviewer files here: the calibration query answers with no rows, every other with some.
+    assert answers.pop("calibration").empty
+    assert all(len(frame) for frame in answers.values())
+    assert set(answers["agent_ranking"]["day"].astype(str)) == {"2026-11-22"}
+    assert answers["worst_calls"]["source_key"].iloc[0] == "incoming/d1-a1-rude.txt"
+    assert answers["review_queue_latest"]["rank"].tolist()[0] == 1
+    assert len(answers["centre_trend"]) >= 3
 
     # Nothing new: nothing asked.
     assert _look(harness, cursor)[0] == []

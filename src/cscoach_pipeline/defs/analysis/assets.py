@@ -245,6 +245,8 @@ def _analyse_and_score(
                 "prompt_version": arm.version,
                 "summary": MetadataValue.md(scored.analysis.summary),
                 "report": MetadataValue.path(scored.report_location),
+                # The report itself, readable on the partition's page in the UI.
+                "coaching_report": MetadataValue.md(scored.report),
                 "elapsed_s": round(time.perf_counter() - started, 3),
             },
         ),

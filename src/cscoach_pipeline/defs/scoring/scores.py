@@ -106,6 +106,7 @@ class ScoredConsultation:
     analysis: ConsultationAnalysis
     categories: list[CategoryMatch]
     report_location: str
+    report: str  # the coaching report's Markdown, as stored at report_location
 
 
 def score_and_report(
@@ -123,8 +124,6 @@ def score_and_report(
     )
     score = score_consultation(transcript, analysis, scorecard)
     matches = match_categories(transcript, score.sentiments, categories)
-    artifacts.write_text(
-        REPORT_ARTIFACT,
-        coaching_report(shown_key, score.overall, analysis, score.scorecard, matches),
-    )
-    return ScoredConsultation(score, analysis, matches, artifacts.locate(REPORT_ARTIFACT))
+    report = coaching_report(shown_key, score.overall, analysis, score.scorecard, matches)
+    artifacts.write_text(REPORT_ARTIFACT, report)
+    return ScoredConsultation(score, analysis, matches, artifacts.locate(REPORT_ARTIFACT), report)
