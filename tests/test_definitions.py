@@ -52,11 +52,12 @@ def test_real_definitions_list_every_stage(embedded_env: Path) -> None:
         "agent_daily_scorecards",
         "team_daily_trends",
         "review_queue",
+        "daily_team_reports",
     }
     jobs = {job.name for job in loaded.jobs or []}
     assert jobs == {
         "process_consultation", "reanalyze_consultations", "requeue_consultations",
-        "load_qa_reviews", "refresh_daily_aggregates",
+        "load_qa_reviews", "refresh_daily_aggregates", "daily_team_reports_job",
     }  # fmt: skip
     sensors = {sensor.name for sensor in loaded.sensors or []}
     assert sensors == {

@@ -64,6 +64,9 @@ class Settings(BaseSettings):
     aggregates_start: date = date(2024, 1, 1)
     review_queue_size: int = Field(default=20, ge=1, le=1000)
     aggregates_interval_s: int = Field(default=60, ge=1)
+    # Daily team reports: where they go in the bucket, and the local hour they are written.
+    reports_prefix: str = "reports/"
+    reports_hour: int = Field(default=6, ge=0, le=23)
     # e.g. "incoming/{team}/{agent_id}/": folders that name the team and the agent.
     key_pattern: str = ""
     # Storage backends' options (credentials themselves come from boto3's chain / EnvVar).

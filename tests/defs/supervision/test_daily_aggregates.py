@@ -10,6 +10,8 @@ belong to and the refresh runs them.
   days so far;
 - `review_queue` ranks the consultation with a failed critical question first, with why;
 - the score's materialization names the agent, team and source file;
+- the morning schedule asks the day before's reports, which land in the bucket per team
+  and for the centre (Markdown and three PNG charts), the centre's shown with its charts;
 - the BI starter's queries (bi/queries/) answer on the same warehouse, SQLite and PostgreSQL;
 - a late consultation for an earlier day refreshes that day only (and the trend days after
   it), a reanalysis refreshes every affected day, and a look with nothing new asks nothing.
@@ -22,11 +24,17 @@ import json
 import statistics
 from collections import defaultdict
 from collections.abc import Iterator
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
-from dagster import AssetKey, RunRequest, SensorResult, build_sensor_context
+from dagster import (
+    AssetKey,
+    RunRequest,
+    SensorResult,
+    build_schedule_context,
+    build_sensor_context,
+)
 
 from cscoach_pipeline.defs.warehouse import tables
 from cscoach_pipeline.query import run_query
@@ -214,6 +222,34 @@ def test_daily_aggregates_follow_the_scores(tmp_path: Path, warehouse_url: str) 
     assert answers["worst_calls"]["source_key"].iloc[0] == "incoming/d1-a1-rude.txt"
     assert answers["review_queue_latest"]["rank"].tolist()[0] == 1
     assert len(answers["centre_trend"]) >= 3
+
+    # The morning schedule writes the day before's reports: the centre's in the UI with its
+    # charts, each team's in the bucket.
+    schedule = harness.defs.get_schedule_def("daily_team_reports_job_schedule")
+    morning = datetime(2026, 11, 21, 6, 0, tzinfo=UTC)
+    (scheduled,) = (
+        schedule.evaluate_tick(
+            build_schedule_context(instance=harness.instance, scheduled_execution_time=morning)
+        ).run_requests
+        or []
+    )
+    assert scheduled.partition_key == "2026-11-20"
+    reports = harness.defs.resolve_job_def("daily_team_reports_job").execute_in_process(
+        instance=harness.instance, partition_key="2026-11-20", raise_on_error=False
+    )
+    assert reports.success
+    for team in ("centre", "cards", "loans"):
+        prefix = f"reports/daily/2026-11-20/{team}/"
+        markdown = harness.backend.get(prefix + "report.md").decode()
+        assert "# Daily report: " in markdown and "![agent ranking](agent_ranking.png)" in markdown
+        for chart in ("score_trend.png", "agent_ranking.png", "scorecard_heat_map.png"):
+            assert harness.backend.get(prefix + chart).startswith(b"\x89PNG")
+    event = harness.instance.get_latest_materialization_event(AssetKey("daily_team_reports"))
+    assert event is not None and event.asset_materialization is not None
+    shown = event.asset_materialization.metadata["report"].value
+    assert shown.startswith("# Daily report: the centre, 2026-11-20")
+    assert shown.count("](data:image/png;base64,") == 3
+    assert "**Consultations:** 4 (4 scored, 0 failed), **agents:** 3" in shown
 
     # Nothing new: nothing asked.
     assert _look(harness, cursor)[0] == []

@@ -2,6 +2,7 @@
 trends, and the review queue. A run may cover a range of days (single-run backfill policy):
 each day's rows are replaced in one transaction."""
 
+import re
 from datetime import date, datetime, timedelta
 
 from dagster import (
@@ -16,6 +17,7 @@ from dagster import (
     asset,
 )
 
+from cscoach_pipeline.defs.ingest.resources import BucketResource
 from cscoach_pipeline.defs.supervision.aggregates import (
     ROLLING_DAYS,
     agent_daily_rows,
@@ -23,6 +25,7 @@ from cscoach_pipeline.defs.supervision.aggregates import (
     review_queue_rows,
     team_daily_rows,
 )
+from cscoach_pipeline.defs.supervision.charts import team_report
 from cscoach_pipeline.defs.supervision.partitions import DAY_FORMAT
 from cscoach_pipeline.defs.supervision.report import agent_table, queue_table
 from cscoach_pipeline.defs.supervision.resources import SupervisionResource
@@ -130,3 +133,59 @@ def build_supervision_assets(days: DailyPartitionsDefinition) -> list[AssetsDefi
         )
 
     return [agent_daily_scorecards, team_daily_trends, review_queue]
+
+
+def _key_part(team: str) -> str:
+    return re.sub(r"[^\w.-]+", "_", team).strip("_") or "team"
+
+
+def build_report_assets(days: DailyPartitionsDefinition) -> list[AssetsDefinition]:
+    @asset(
+        partitions_def=days,
+        group_name=SUPERVISION_GROUP,
+        kinds={"markdown", "png"},
+        deps=["team_daily_trends", "agent_daily_scorecards"],
+        description="Each team's and the centre's daily report (Markdown with a score trend, "
+        "an agent ranking and a scorecard heat map, PNG) under reports/daily/<day>/ in the "
+        "bucket; the centre's is shown here. Written each morning for the day before.",
+    )
+    def daily_team_reports(
+        context: AssetExecutionContext,
+        bucket: BucketResource,
+        warehouse: WarehouseResource,
+        supervision: SupervisionResource,
+    ) -> MaterializeResult:
+        (day,) = partition_days(context)
+        first = day - timedelta(days=max(ROLLING_DAYS) - 1)
+        trends = warehouse.aggregates.rows_between(tables.team_daily_trends, first, day)
+        agents = warehouse.aggregates.rows_between(tables.agent_daily_scorecards, day, day)
+        teams = sorted({r["team"] for r in trends if r["scope"] == "team" and r["day"] == day})
+        store = bucket.store()
+        locations: dict[str, str] = {}
+        centre = None
+        for team in ["", *teams]:
+            scope = "centre" if team == "" else "team"
+            report = team_report(
+                team,
+                day,
+                [r for r in trends if r["scope"] == scope and r["team"] == team],
+                [r for r in agents if team == "" or r["team"] == team],
+            )
+            prefix = (
+                f"{supervision.reports_prefix.rstrip('/')}/daily/{day}/{_key_part(report.name)}/"
+            )
+            for file_name, png in report.charts.items():
+                store.write_bytes(prefix + file_name, png, "image/png")
+            store.write_bytes(prefix + "report.md", report.markdown.encode(), "text/markdown")
+            locations[report.name] = store.locate(prefix + "report.md")
+            centre = centre or report
+        assert centre is not None
+        return MaterializeResult(
+            metadata={
+                "teams": len(teams),
+                "report": MetadataValue.md(centre.inline_markdown()),
+                "reports": MetadataValue.json(locations),
+            }
+        )
+
+    return [daily_team_reports]

@@ -7,8 +7,11 @@ from typing import Any
 
 import dagster as dg
 
-from cscoach_pipeline.defs.supervision.assets import build_supervision_assets
-from cscoach_pipeline.defs.supervision.partitions import consultation_days
+from cscoach_pipeline.defs.supervision.assets import (
+    build_report_assets,
+    build_supervision_assets,
+)
+from cscoach_pipeline.defs.supervision.partitions import consultation_days, report_days
 from cscoach_pipeline.defs.supervision.resources import SupervisionResource
 from cscoach_pipeline.defs.supervision.sensors import (
     build_aggregates_job,
@@ -20,16 +23,32 @@ from cscoach_pipeline.settings import Settings
 def defs(settings: Settings) -> dg.Definitions:
     days = consultation_days(settings.aggregates_start, settings.timezone)
     job = build_aggregates_job(days)
+    reports = build_report_assets(report_days(settings.aggregates_start, settings.timezone))
+    reports_job = dg.define_asset_job(
+        "daily_team_reports_job",
+        selection=dg.AssetSelection.assets(*reports),
+        description="Write the teams' and the centre's daily reports.",
+    )
     return dg.Definitions(
-        assets=build_supervision_assets(days),
-        jobs=[job],
+        assets=[*build_supervision_assets(days), *reports],
+        jobs=[job, reports_job],
         sensors=[build_aggregates_sensor(days, job.name, settings.aggregates_interval_s)],
+        # Each morning, the report of the day that has just ended.
+        schedules=[
+            dg.build_schedule_from_partitioned_job(
+                reports_job,
+                hour_of_day=settings.reports_hour,
+                default_status=dg.DefaultScheduleStatus.RUNNING,
+            )
+        ],
     )
 
 
 def resources(settings: Settings) -> dict[str, Any]:
     return {
         "supervision": SupervisionResource(
-            timezone=settings.timezone, review_queue_size=settings.review_queue_size
+            timezone=settings.timezone,
+            review_queue_size=settings.review_queue_size,
+            reports_prefix=settings.reports_prefix,
         )
     }

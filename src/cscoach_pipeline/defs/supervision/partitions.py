@@ -15,3 +15,10 @@ def consultation_days(start: date, timezone: str) -> DailyPartitionsDefinition:
     return DailyPartitionsDefinition(
         start_date=start.strftime(DAY_FORMAT), timezone=timezone, end_offset=1, fmt=DAY_FORMAT
     )
+
+
+def report_days(start: date, timezone: str) -> DailyPartitionsDefinition:
+    """Days that are over: a day's report is written once the day has ended."""
+    return DailyPartitionsDefinition(
+        start_date=start.strftime(DAY_FORMAT), timezone=timezone, fmt=DAY_FORMAT
+    )

@@ -29,7 +29,6 @@ from dagster._core.storage.tags import (
 )
 
 from cscoach_pipeline.defs.supervision.aggregates import ROLLING_DAYS, consultation_day
-from cscoach_pipeline.defs.supervision.assets import SUPERVISION_GROUP
 from cscoach_pipeline.defs.supervision.partitions import DAY_FORMAT
 from cscoach_pipeline.defs.supervision.resources import SupervisionResource
 from cscoach_pipeline.defs.warehouse.resources import WarehouseResource
@@ -41,7 +40,7 @@ TRENDS_ASSET = "team_daily_trends"
 def build_aggregates_job(days: DailyPartitionsDefinition) -> UnresolvedAssetJobDefinition:
     return define_asset_job(
         name="refresh_daily_aggregates",
-        selection=AssetSelection.groups(SUPERVISION_GROUP),
+        selection=AssetSelection.assets(*DAILY_ASSETS, TRENDS_ASSET),
         partitions_def=days,
         description="Recompute the supervisor aggregates of a range of days.",
     )

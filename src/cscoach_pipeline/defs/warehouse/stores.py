@@ -708,6 +708,12 @@ class AggregateStore(TableAccess):
             top_status if top_status is not None else status_after,
         )
 
+    def rows_between(self, table: Table, first: date, last: date) -> list[dict[str, Any]]:
+        """An aggregate table's rows of the days first..last, by day."""
+        query = select(table).where(table.c.day >= first, table.c.day <= last)
+        with self.engine.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(query.order_by(table.c.day))]
+
     def replace_days(
         self, table: Table, days: Sequence[date], rows: Sequence[Mapping[str, Any]]
     ) -> None:
