@@ -62,13 +62,13 @@ def test_review_queue_ranks_failed_critical_first_and_skips_calm_calls() -> None
             {"consultation_id": "threat", "overall_score": 80.0, "pass_state": "passed",
              "customer_sentiment_q4": -0.8},
             {"consultation_id": "critical", "overall_score": 70.0, "pass_state": "failed",
-             "pass_reason": "compliance: no"},
+             "pass_reason": "critical question failed: compliance (no)"},
         ],
         [("threat", "legal_threat"), ("calm", "compliment")],
     )  # fmt: skip
     rows = review_queue_rows(facts, [date(2026, 11, 20)], "UTC", 10, LATE_EVENING)
     assert [r["consultation_id"] for r in rows] == ["critical", "threat", "low"]
-    assert rows[0]["reasons"] == "failed critical question: compliance: no"
+    assert rows[0]["reasons"] == "critical question failed: compliance (no)"
     assert rows[0]["failed_critical"] is True
     assert rows[1]["reasons"] == "legal threat; customer negative at the end (-0.80)"
     assert rows[1]["categories"] == "legal_threat"

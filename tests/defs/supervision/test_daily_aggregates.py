@@ -206,7 +206,7 @@ def test_daily_aggregates_follow_the_scores(tmp_path: Path, warehouse_url: str) 
         key=lambda r: r["rank"],
     )  # fmt: skip
     assert queue[0]["failed_critical"] and queue[0]["agent_id"] == "A-1"
-    assert queue[0]["reasons"].startswith("failed critical question: ")
+    assert queue[0]["reasons"].startswith("critical question failed: compliance")
     assert queue[0]["source_key"] == "incoming/d1-a1-rude.txt"
     assert all(not r["failed_critical"] for r in queue[1:])
     assert [r["rank"] for r in queue] == list(range(1, len(queue) + 1))

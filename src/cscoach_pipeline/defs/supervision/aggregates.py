@@ -327,7 +327,8 @@ def _priorities(frame: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
 def _reasons(row: Any) -> list[str]:
     reasons = []
     if row["pass_state"] == "failed":
-        reasons.append(f"failed critical question: {row['pass_reason']}")
+        # The pass reason names the question: "critical question failed: compliance (no)".
+        reasons.append(row["pass_reason"] or "critical question failed")
     reasons += [c.replace("_", " ") for c in QUEUE_CATEGORIES if row[c]]
     if row["resolution_status"] == "escalated":
         reasons.append("escalated")

@@ -146,8 +146,8 @@ def build_report_assets(days: DailyPartitionsDefinition) -> list[AssetsDefinitio
         kinds={"markdown", "png"},
         deps=["team_daily_trends", "agent_daily_scorecards"],
         description="Each team's and the centre's daily report (Markdown with a score trend, "
-        "an agent ranking and a scorecard heat map, PNG) under reports/daily/<day>/ in the "
-        "bucket; the centre's is shown here. Written each morning for the day before.",
+        "an agent ranking and a scorecard heat map, PNG) under reports/daily/DAY/TEAM/ in "
+        "the bucket; the centre's is shown here. Written each morning for the day before.",
     )
     def daily_team_reports(
         context: AssetExecutionContext,

@@ -60,6 +60,11 @@ def score_trend_png(trend: Sequence[Mapping[str, Any]], title: str) -> bytes:
     axes.set_ylabel("score")
     axes.set_title(title, fontsize=10)
     axes.legend(fontsize=8, loc="lower left")
+    import matplotlib.dates as mdates
+
+    # Whole days on the axis however few there are (the default locator shows hours).
+    axes.xaxis.set_major_locator(mdates.DayLocator(interval=max(1, len(days) // 7)))
+    axes.xaxis.set_major_formatter(mdates.DateFormatter("%m-%d"))
     figure.autofmt_xdate()
     return _png(figure)
 
