@@ -141,15 +141,17 @@ def _refresh(store: AggregateStore, days: list[date]) -> dict[str, float]:
         ("review_queue", tables.review_queue),
     ):
         started = time.perf_counter()
-        reach = days
+        facts = store.day_facts(*day_span(days, "UTC"))
+        earlier = None
         if name == "team_daily_trends":
-            reach = [min(days) - timedelta(days=max(ROLLING_DAYS) - 1), max(days)]
-        facts = store.day_facts(*day_span(reach, "UTC"))
+            reach = [min(days) - timedelta(days=max(ROLLING_DAYS) - 1),
+                     min(days) - timedelta(days=1)]  # fmt: skip
+            earlier = store.day_facts(*day_span(reach, "UTC"), scores_only=True)
         now = utcnow()
         if name == "agent_daily_scorecards":
             rows = agent_daily_rows(facts, days, "UTC", now)
         elif name == "team_daily_trends":
-            rows = team_daily_rows(facts, days, "UTC", now)
+            rows = team_daily_rows(facts, days, "UTC", now, earlier)
         else:
             rows = review_queue_rows(facts, days, "UTC", 20, now)
         store.replace_days(table, days, rows)

@@ -36,6 +36,7 @@ from dagster import (
     build_sensor_context,
 )
 
+from cscoach_pipeline.defs.supervision.sensors import range_request
 from cscoach_pipeline.defs.warehouse import tables
 from cscoach_pipeline.query import run_query
 from tests.support.evaluation import EVALUATION_SET
@@ -199,6 +200,17 @@ def test_daily_aggregates_follow_the_scores(tmp_path: Path, warehouse_url: str) 
         sum(cards_scores) / cards_scored, abs=1e-3
     )
     assert cards_d3["rolling_7d_mean_score"] == cards_d3["rolling_28d_mean_score"]
+    # Refreshed alone, a day's rolling means still reach the days before it.
+    _refresh(harness, [range_request(("team_daily_trends",), date(2026, 11, 22),
+                                      date(2026, 11, 22))])  # fmt: skip
+    alone = next(
+        r
+        for r in harness.warehouse.fetch_rows(tables.team_daily_trends)
+        if (r["day"], r["scope"], r["team"]) == (date(2026, 11, 22), "team", "cards")
+    )
+    assert {k: alone[k] for k in alone if k.startswith("rolling")} == {
+        k: cards_d3[k] for k in cards_d3 if k.startswith("rolling")
+    }  # fmt: skip
 
     queue = sorted(
         (r for r in harness.warehouse.fetch_rows(tables.review_queue)

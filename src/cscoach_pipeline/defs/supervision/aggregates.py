@@ -247,17 +247,24 @@ def _rolling(frame: pd.DataFrame, keys: list[str], days: Sequence[date]) -> pd.D
 
 
 def team_daily_rows(
-    facts: DayFacts, days: Sequence[date], timezone: str, computed_at: datetime
+    facts: DayFacts,
+    days: Sequence[date],
+    timezone: str,
+    computed_at: datetime,
+    earlier: DayFacts | None = None,
 ) -> list[dict[str, Any]]:
-    """Per team and for the whole centre; `facts` must reach 27 days before the first day
-    (the rolling means are consultation-weighted over the 7 and 28 days to each day)."""
-    frame = _with_days(facts, timezone)
-    frame = _with_questions(frame, facts.answers).assign(scope="team")
-    centre = frame.assign(scope="centre", team="")
-    both = _concat([frame, centre])
+    """Per team and for the whole centre. The rolling means are consultation-weighted over
+    the 7 and 28 days to each day: `earlier` holds the 27 days before the first (scores
+    only; their answers are not needed)."""
+    frames = [_with_days(facts, timezone)]
+    if earlier is not None:
+        frames.append(_with_days(earlier, timezone))
+    frame = _concat(frames).assign(scope="team")
+    both = _concat([frame, frame.assign(scope="centre", team="")])
     chosen = both[both["day"].isin(days)]
     if chosen.empty:
         return []
+    chosen = _with_questions(chosen, facts.answers)
     keys = ["scope", "team"]
     metrics = _group_metrics(chosen, [*keys, "day"])
     rolling = _rolling(both, keys, days)

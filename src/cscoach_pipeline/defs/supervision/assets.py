@@ -89,10 +89,14 @@ def build_supervision_assets(days: DailyPartitionsDefinition) -> list[AssetsDefi
         supervision: SupervisionResource,
     ) -> MaterializeResult:
         chosen = partition_days(context)
-        # The rolling windows reach back from the first day.
-        reach = [min(chosen) - timedelta(days=max(ROLLING_DAYS) - 1), max(chosen)]
-        facts = warehouse.aggregates.day_facts(*day_span(reach, supervision.timezone))
-        rows = team_daily_rows(facts, chosen, supervision.timezone, utcnow())
+        facts = warehouse.aggregates.day_facts(*day_span(chosen, supervision.timezone))
+        # The rolling windows reach back from the first day: scores only.
+        before = min(chosen) - timedelta(days=1)
+        reach = [min(chosen) - timedelta(days=max(ROLLING_DAYS) - 1), before]
+        earlier = warehouse.aggregates.day_facts(
+            *day_span(reach, supervision.timezone), scores_only=True
+        )
+        rows = team_daily_rows(facts, chosen, supervision.timezone, utcnow(), earlier)
         warehouse.aggregates.replace_days(tables.team_daily_trends, chosen, rows)
         centre = [r for r in rows if r["scope"] == "centre"]
         latest = max(centre, key=lambda r: r["day"]) if centre else None

@@ -46,7 +46,7 @@ def build_aggregates_job(days: DailyPartitionsDefinition) -> UnresolvedAssetJobD
     )
 
 
-def _range_request(assets: tuple[str, ...], first: date, last: date) -> RunRequest:
+def range_request(assets: tuple[str, ...], first: date, last: date) -> RunRequest:
     return RunRequest(
         asset_selection=[AssetKey(name) for name in assets],
         tags={
@@ -122,8 +122,8 @@ def build_aggregates_sensor(
         )
         return SensorResult(
             run_requests=[
-                _range_request(DAILY_ASSETS, changed[0], changed[-1]),
-                _range_request((TRENDS_ASSET,), changed[0], reach),
+                range_request(DAILY_ASSETS, changed[0], changed[-1]),
+                range_request((TRENDS_ASSET,), changed[0], reach),
             ],
             cursor=new_cursor,
         )

@@ -594,6 +594,12 @@ class ReviewStore(TableAccess):
 _REVIEW_KEY = ("consultation_id", "scorecard_version", "reviewer", "question_id")
 
 
+_ANSWER_COLUMNS = ("consultation_id", "scorecard_version", "prompt_version", "question_id",
+                   "score", "max_score", "na")  # fmt: skip
+_CATEGORY_COLUMNS = ("consultation_id", "category_version", "prompt_version", "category_id",
+                     "severity", "created_at")  # fmt: skip
+
+
 @dataclass(frozen=True)
 class DayFacts:
     """What the daily aggregates read for a span of days: one row per consultation (its
@@ -620,7 +626,8 @@ class AggregateStore(TableAccess):
             )
         )
 
-    def day_facts(self, start: datetime, end: datetime) -> DayFacts:
+    def day_facts(self, start: datetime, end: datetime, *, scores_only: bool = False) -> DayFacts:
+        """`scores_only`: without answers and category matches (rolling windows)."""
         import pandas as pd
 
         ids = self._in_span(start, end)
@@ -646,13 +653,13 @@ class AggregateStore(TableAccess):
                     a.c.cost_usd,
                 ).where(a.c.consultation_id.in_(ids))
             )  # fmt: skip
-            answers = frame(
+            answers = pd.DataFrame(columns=list(_ANSWER_COLUMNS)) if scores_only else frame(
                 select(
                     sa.c.consultation_id, sa.c.scorecard_version, sa.c.prompt_version,
                     sa.c.question_id, sa.c.score, sa.c.max_score, sa.c.na,
                 ).where(sa.c.consultation_id.in_(ids))
             )  # fmt: skip
-            categories = frame(
+            categories = pd.DataFrame(columns=list(_CATEGORY_COLUMNS)) if scores_only else frame(
                 select(
                     cm.c.consultation_id, cm.c.category_version, cm.c.prompt_version,
                     cm.c.category_id, cm.c.severity, cm.c.created_at,
