@@ -146,6 +146,7 @@ bench: setup-test
 	$(BIN)/python -m benchmarks.throughput_benchmark
 	$(BIN)/python -m benchmarks.scorecard_agreement
 	$(BIN)/python -m benchmarks.insight_agreement
+	$(BIN)/python -m benchmarks.aggregates_benchmark
 
 ## clean: start over: deletes .venv, all of data/ (bucket folder, warehouse, Dagster home), caches
 clean:
