@@ -75,6 +75,10 @@ TEST_ENV: dict[str, str] = {
 T = TypeVar("T")
 
 
+# Jobs that are not about one consultation (the supervision stage's).
+AGGREGATE_JOBS = frozenset({"refresh_daily_aggregates", "daily_team_reports_job"})
+
+
 @dataclass(frozen=True)
 class RunInfo:
     run_id: str
@@ -468,6 +472,11 @@ class DagsterDeployment:
         return self._instance
 
     def runs(self) -> list[RunInfo]:
+        """Every consultation run, oldest first: the refreshes of the day aggregates the
+        daily_aggregates sensor asks for along the way are in `all_runs`."""
+        return [run for run in self.all_runs() if run.job_name not in AGGREGATE_JOBS]
+
+    def all_runs(self) -> list[RunInfo]:
         """Every run, oldest first."""
         records = self.instance.get_run_records()
         runs = [
