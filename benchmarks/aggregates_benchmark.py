@@ -20,14 +20,11 @@ import numpy as np
 import pandas as pd
 
 from benchmarks.results import save_results
-from cscoach_pipeline.defs.supervision.aggregates import (
-    ROLLING_DAYS,
-    agent_daily_rows,
-    day_span,
-    review_queue_rows,
-    team_daily_rows,
+from cscoach_pipeline.defs.supervision.refresh import (
+    refresh_agent_days,
+    refresh_review_queue,
+    refresh_team_days,
 )
-from cscoach_pipeline.defs.warehouse import tables
 from cscoach_pipeline.defs.warehouse.engine import utcnow, warehouse_engine
 from cscoach_pipeline.defs.warehouse.stores import AggregateStore
 from tests.support.postgres import temporary_database
@@ -133,28 +130,15 @@ def generate(engine: Any, count: int, rng: np.random.Generator) -> float:
 
 
 def _refresh(store: AggregateStore, days: list[date]) -> dict[str, float]:
-    """Each asset's work for these days: read, compute, replace; seconds."""
+    """Each asset's work for these days (read, compute, replace), in seconds."""
     timings: dict[str, float] = {}
-    for name, table in (
-        ("agent_daily_scorecards", tables.agent_daily_scorecards),
-        ("team_daily_trends", tables.team_daily_trends),
-        ("review_queue", tables.review_queue),
+    for name, refresh in (
+        ("agent_daily_scorecards", lambda: refresh_agent_days(store, days, "UTC")),
+        ("team_daily_trends", lambda: refresh_team_days(store, days, "UTC")),
+        ("review_queue", lambda: refresh_review_queue(store, days, "UTC", 20)),
     ):
         started = time.perf_counter()
-        facts = store.day_facts(*day_span(days, "UTC"))
-        earlier = None
-        if name == "team_daily_trends":
-            reach = [min(days) - timedelta(days=max(ROLLING_DAYS) - 1),
-                     min(days) - timedelta(days=1)]  # fmt: skip
-            earlier = store.day_facts(*day_span(reach, "UTC"), scores_only=True)
-        now = utcnow()
-        if name == "agent_daily_scorecards":
-            rows = agent_daily_rows(facts, days, "UTC", now)
-        elif name == "team_daily_trends":
-            rows = team_daily_rows(facts, days, "UTC", now, earlier)
-        else:
-            rows = review_queue_rows(facts, days, "UTC", 20, now)
-        store.replace_days(table, days, rows)
+        refresh()
         timings[name] = round(time.perf_counter() - started, 2)
     timings["total"] = round(sum(timings.values()), 2)
     return timings

@@ -22,7 +22,7 @@ from typing import Annotated, Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
-from cscoach_pipeline.defs.analysis.schema import ConsultationAnalysis
+from cscoach_pipeline.defs.analysis.schema import ConsultationAnalysis, Sentiment
 from cscoach_pipeline.defs.scoring.metrics import count_speech_units
 from cscoach_pipeline.defs.speech.transcript import Segment, Speaker, Transcript
 
@@ -45,10 +45,8 @@ _BOOSTER_BEFORE_CHARS = 4
 _MASK = "\x00"
 
 
-class SentimentLabel(StrEnum):
-    POSITIVE = "positive"
-    NEUTRAL = "neutral"
-    NEGATIVE = "negative"
+# A turn's label is the analysis schema's sentiment (positive / neutral / negative).
+SentimentLabel = Sentiment
 
 
 class SentimentSource(StrEnum):

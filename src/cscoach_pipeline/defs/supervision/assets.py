@@ -20,17 +20,17 @@ from dagster import (
 from cscoach_pipeline.defs.ingest.resources import BucketResource
 from cscoach_pipeline.defs.supervision.aggregates import (
     ROLLING_DAYS,
-    agent_daily_rows,
-    day_span,
-    review_queue_rows,
-    team_daily_rows,
 )
 from cscoach_pipeline.defs.supervision.charts import team_report
 from cscoach_pipeline.defs.supervision.partitions import DAY_FORMAT
+from cscoach_pipeline.defs.supervision.refresh import (
+    refresh_agent_days,
+    refresh_review_queue,
+    refresh_team_days,
+)
 from cscoach_pipeline.defs.supervision.report import agent_table, queue_table
 from cscoach_pipeline.defs.supervision.resources import SupervisionResource
 from cscoach_pipeline.defs.warehouse import tables
-from cscoach_pipeline.defs.warehouse.engine import utcnow
 from cscoach_pipeline.defs.warehouse.resources import WarehouseResource
 
 SUPERVISION_GROUP = "supervision"
@@ -65,9 +65,7 @@ def build_supervision_assets(days: DailyPartitionsDefinition) -> list[AssetsDefi
         supervision: SupervisionResource,
     ) -> MaterializeResult:
         chosen = partition_days(context)
-        facts = warehouse.aggregates.day_facts(*day_span(chosen, supervision.timezone))
-        rows = agent_daily_rows(facts, chosen, supervision.timezone, utcnow())
-        warehouse.aggregates.replace_days(tables.agent_daily_scorecards, chosen, rows)
+        rows = refresh_agent_days(warehouse.aggregates, chosen, supervision.timezone)
         return MaterializeResult(
             metadata={
                 "days": len(chosen),
@@ -89,15 +87,7 @@ def build_supervision_assets(days: DailyPartitionsDefinition) -> list[AssetsDefi
         supervision: SupervisionResource,
     ) -> MaterializeResult:
         chosen = partition_days(context)
-        facts = warehouse.aggregates.day_facts(*day_span(chosen, supervision.timezone))
-        # The rolling windows reach back from the first day: scores only.
-        before = min(chosen) - timedelta(days=1)
-        reach = [min(chosen) - timedelta(days=max(ROLLING_DAYS) - 1), before]
-        earlier = warehouse.aggregates.day_facts(
-            *day_span(reach, supervision.timezone), scores_only=True
-        )
-        rows = team_daily_rows(facts, chosen, supervision.timezone, utcnow(), earlier)
-        warehouse.aggregates.replace_days(tables.team_daily_trends, chosen, rows)
+        rows = refresh_team_days(warehouse.aggregates, chosen, supervision.timezone)
         centre = [r for r in rows if r["scope"] == "centre"]
         latest = max(centre, key=lambda r: r["day"]) if centre else None
         return MaterializeResult(
@@ -122,11 +112,9 @@ def build_supervision_assets(days: DailyPartitionsDefinition) -> list[AssetsDefi
         supervision: SupervisionResource,
     ) -> MaterializeResult:
         chosen = partition_days(context)
-        facts = warehouse.aggregates.day_facts(*day_span(chosen, supervision.timezone))
-        rows = review_queue_rows(
-            facts, chosen, supervision.timezone, supervision.review_queue_size, utcnow()
+        rows = refresh_review_queue(
+            warehouse.aggregates, chosen, supervision.timezone, supervision.review_queue_size
         )
-        warehouse.aggregates.replace_days(tables.review_queue, chosen, rows)
         return MaterializeResult(
             metadata={
                 "days": len(chosen),
