@@ -53,11 +53,15 @@ def test_real_definitions_list_every_stage(embedded_env: Path) -> None:
         "team_daily_trends",
         "review_queue",
         "daily_team_reports",
+        "weekly_team_reports",
     }
+    checks = {key.name for key in loaded.get_repository_def().asset_graph.asset_check_keys}
+    assert checks == {"transcript_confidence", "no_pii_left", "analysis_valid"}
     jobs = {job.name for job in loaded.jobs or []}
     assert jobs == {
         "process_consultation", "reanalyze_consultations", "requeue_consultations",
         "load_qa_reviews", "refresh_daily_aggregates", "daily_team_reports_job",
+        "weekly_team_reports_job",
     }  # fmt: skip
     sensors = {sensor.name for sensor in loaded.sensors or []}
     assert sensors == {
@@ -67,11 +71,12 @@ def test_real_definitions_list_every_stage(embedded_env: Path) -> None:
         "record_cancelled_consultation_run",
         "qa_review_files",
         "daily_aggregates",
+        "supervisor_alerts",
     }
     resources = loaded.resources or {}
     assert set(resources) == {
         "bucket", "media", "speech_to_text", "analyzer", "warehouse", "recovery", "reviews",
-        "supervision",
+        "supervision", "alerting",
     }  # fmt: skip
     assert resources["bucket"].url == (embedded_env / "bucket").as_uri()
     assert resources["analyzer"].analyzer == "local-rules"

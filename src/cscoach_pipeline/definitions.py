@@ -21,6 +21,7 @@ from dagster._core.definitions.definitions_load_context import (
     DefinitionsLoadType,
 )
 
+from cscoach_pipeline.defs.alerting import definitions as alerting
 from cscoach_pipeline.defs.analysis import definitions as analysis
 from cscoach_pipeline.defs.analysis.analyzers import ConfigurationError
 from cscoach_pipeline.defs.analysis.resources import AnalyzerResource
@@ -44,6 +45,7 @@ STAGES = (
     warehouse,
     calibration,
     supervision,
+    alerting,
     recovery,
     retention,
 )

@@ -117,6 +117,11 @@ class Settings(BaseSettings):
     gemini_max_concurrency: int = Field(default=4, ge=1)
     gemini_timeout_s: float = Field(default=120.0, gt=0)
     gemini_fallback: str = "none"
+    # The circuit breaker: opens after this many failed requests in a row, lets probes
+    # through after the reset time, closes after this many probes succeed.
+    gemini_breaker_failures: int = Field(default=5, ge=1)
+    gemini_breaker_reset_s: float = Field(default=60.0, gt=0)
+    gemini_breaker_successes: int = Field(default=3, ge=1)
     gemini_prices: str | None = None
     # redis://host:6379/0: the LLM quota and circuit breaker shared by every process.
     redis_url: SecretStr | None = None
@@ -149,6 +154,15 @@ class Settings(BaseSettings):
     step_retry_base_s: float = Field(default=5.0, ge=0)
     stale_after_s: float = Field(default=120.0, gt=0)
 
+    # Alerts: each channel is on when its URL is set (the URLs are secrets: EnvVar).
+    alert_slack_webhook_url: SecretStr | None = None
+    alert_teams_webhook_url: SecretStr | None = None
+    alert_webhook_url: SecretStr | None = None
+    alert_webhook_secret: SecretStr | None = None
+    alert_interval_s: int = Field(default=60, ge=1)
+    # Where the Dagster UI is reached, for links in alerts.
+    ui_url: str = "http://localhost:3000"
+
     # Retention of Dagster partitions (not of data): unset keeps every partition.
     partition_retention_days: float | None = Field(default=None, gt=0)
     retention_interval_s: int = Field(default=60, ge=1)
@@ -157,6 +171,12 @@ class Settings(BaseSettings):
     @property
     def max_file_bytes(self) -> int:
         return int(self.max_file_mb * 1024 * 1024)
+
+    @property
+    def alerts_enabled(self) -> bool:
+        return any(
+            (self.alert_slack_webhook_url, self.alert_teams_webhook_url, self.alert_webhook_url)
+        )
 
     @property
     def analyzer_name(self) -> str:
@@ -174,6 +194,7 @@ class Settings(BaseSettings):
     @field_validator(
         "sensor_interval_s",
         "recovery_interval_s",
+        "alert_interval_s",
         "retention_interval_s",
         "retention_batch",
         "max_runs_per_tick",
@@ -184,6 +205,8 @@ class Settings(BaseSettings):
         "max_chat_segments",
         "max_chat_chars",
         "gemini_max_concurrency",
+        "gemini_breaker_failures",
+        "gemini_breaker_successes",
         "agent_channel",
         "stt_beam_size",
         "stt_cpu_threads",

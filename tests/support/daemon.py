@@ -76,7 +76,9 @@ T = TypeVar("T")
 
 
 # Jobs that are not about one consultation (the supervision stage's).
-AGGREGATE_JOBS = frozenset({"refresh_daily_aggregates", "daily_team_reports_job"})
+AGGREGATE_JOBS = frozenset(
+    {"refresh_daily_aggregates", "daily_team_reports_job", "weekly_team_reports_job"}
+)
 
 
 @dataclass(frozen=True)

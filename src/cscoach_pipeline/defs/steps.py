@@ -4,7 +4,7 @@ owns it, and recording failures with their kind (the file's fault, or an outage 
 from __future__ import annotations
 
 import errno
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, NoReturn
@@ -28,13 +28,21 @@ from sqlalchemy.exc import (
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
 from cscoach_pipeline.defs.analysis.analyzers import AnalysisError
+from cscoach_pipeline.defs.checks import CheckOutcome
+from cscoach_pipeline.defs.ingest.context import ConsultationContext
 from cscoach_pipeline.defs.ingest.partition_keys import display_key
 from cscoach_pipeline.defs.ingest.storage import ObjectNotFound, StorageError
 from cscoach_pipeline.defs.ingest.storage.base import DISK_ERRNOS
 from cscoach_pipeline.defs.recovery.policy import (
+    AGENT_NAME_TAG,
+    AGENT_TAG,
+    FAILURE_TAG,
+    SEVERAL,
+    TEAM_TAG,
     VERSION_TAG,
     FailureKind,
     batch_members,
+    failure_tag_value,
     run_attempt,
 )
 from cscoach_pipeline.defs.recovery.resources import RecoveryResource
@@ -124,6 +132,12 @@ def _record_failure(
         # The warehouse itself is down: the run-failure sensor records the reason (taken from
         # this step's failure event) once it is back.
         context.log.warning(f"could not record the failure: {outage_reason(exc) or exc}")
+    if batch_members(context.run.tags) is None:
+        # The reason at the top of the run's page and in the Runs list (a batch run's tag is
+        # set when it is settled: it sums up its members).
+        context.instance.add_run_tags(
+            context.run_id, {FAILURE_TAG: failure_tag_value(f"{stage}: {reason}")}
+        )
 
 
 def _fail(
@@ -250,6 +264,25 @@ def consultation_step(
         )  # fmt: skip
 
 
+def tag_run_with_people(context: AssetExecutionContext, who: ConsultationContext) -> None:
+    """Agent and team as run tags, so the Runs page filters by them. A batch run of several
+    agents' consultations says `(several)`."""
+    wanted = {AGENT_TAG: who.agent_id, AGENT_NAME_TAG: who.agent_name, TEAM_TAG: who.team}
+    current = context.instance.get_run_by_id(context.run_id)
+    tags = current.tags if current is not None else context.run.tags
+    new: dict[str, str] = {}
+    for tag, value in wanted.items():
+        if not value:
+            continue
+        value = value[:200]
+        if tag not in tags:
+            new[tag] = value
+        elif tags[tag] not in (value, SEVERAL):
+            new[tag] = SEVERAL
+    if new:
+        context.instance.add_run_tags(context.run_id, new)
+
+
 def is_superseded(failure: Failure) -> bool:
     kind = failure.metadata.get("failure_kind")
     return getattr(kind, "value", kind) == FailureKind.SUPERSEDED.value
@@ -274,11 +307,30 @@ def run_members(context: AssetExecutionContext) -> list[tuple[str, int]] | None:
     return [(key, members[key]) for key in context.partition_keys]
 
 
+@dataclass(frozen=True)
+class StepResult:
+    """What `work` gives for one consultation: its metadata and its checks' outcomes."""
+
+    metadata: Mapping[str, Any]
+    checks: Sequence[CheckOutcome] = ()
+
+
+def _done(
+    context: AssetExecutionContext, key: str, result: Mapping[str, Any] | StepResult
+) -> Mapping[str, Any]:
+    """Log a consultation's check outcomes on its partition; return its metadata."""
+    if not isinstance(result, StepResult):
+        return result
+    for outcome in result.checks:
+        context.log_event(outcome.evaluation(context.asset_key, key))
+    return result.metadata
+
+
 def materialize_consultations(
     context: AssetExecutionContext,
     warehouse: WarehouseResource,
     stage: str,
-    work: Callable[[ConsultationSource], Mapping[str, Any]],
+    work: Callable[[ConsultationSource], Mapping[str, Any] | StepResult],
 ) -> MaterializeResult:
     """One step of the per-consultation job: `work` gives a consultation's metadata.
 
@@ -289,13 +341,13 @@ def materialize_consultations(
     members = run_members(context)
     if members is None:
         with consultation_step(context, warehouse, stage) as source:
-            metadata = work(source)
+            metadata = _done(context, source.consultation_id, work(source))
         return MaterializeResult(metadata=metadata)
     failures: dict[str, str] = {}
     for key, version in members:
         try:
             with consultation_step(context, warehouse, stage, key, version) as source:
-                metadata = work(source)
+                metadata = _done(context, key, work(source))
         except Failure as exc:
             if is_superseded(exc):
                 # A newer version of this file runs on its own: not a failure of the batch.

@@ -12,6 +12,8 @@ belong to and the refresh runs them.
 - the score's materialization names the agent, team and source file;
 - the morning schedule asks the day before's reports, which land in the bucket per team
   and for the centre (Markdown and three PNG charts), the centre's shown with its charts;
+  the Monday schedule likewise the week before's (the week's figures day by day, agents
+  combined over the week);
 - the BI starter's queries (bi/queries/) answer on the same warehouse, SQLite and PostgreSQL;
 - a late consultation for an earlier day refreshes that day only (and the trend days after
   it), a reanalysis refreshes every affected day, and a look with nothing new asks nothing.
@@ -262,6 +264,37 @@ def test_daily_aggregates_follow_the_scores(tmp_path: Path, warehouse_url: str) 
     assert shown.startswith("# Daily report: the centre, 2026-11-20")
     assert shown.count("](data:image/png;base64,") == 3
     assert "**Consultations:** 4 (4 scored, 0 failed), **agents:** 3" in shown
+
+    # Each Monday morning, the week before: Monday 16 to Sunday 22 November.
+    weekly = harness.defs.get_schedule_def("weekly_team_reports_job_schedule")
+    monday = datetime(2026, 11, 23, 6, 0, tzinfo=UTC)
+    (scheduled,) = (
+        weekly.evaluate_tick(
+            build_schedule_context(instance=harness.instance, scheduled_execution_time=monday)
+        ).run_requests
+        or []
+    )
+    assert scheduled.partition_key == "2026-11-16"
+    week = harness.defs.resolve_job_def("weekly_team_reports_job").execute_in_process(
+        instance=harness.instance, partition_key="2026-11-16", raise_on_error=False
+    )
+    assert week.success
+    for team in ("centre", "cards", "loans"):
+        prefix = f"reports/weekly/2026-11-16/{team}/"
+        markdown = harness.backend.get(prefix + "report.md").decode()
+        assert "to 2026-11-22" in markdown and "## Agents over the week" in markdown
+        for chart in ("score_trend.png", "agent_ranking.png", "scorecard_heat_map.png"):
+            assert harness.backend.get(prefix + chart).startswith(b"\x89PNG")
+    event = harness.instance.get_latest_materialization_event(AssetKey("weekly_team_reports"))
+    assert event is not None and event.asset_materialization is not None
+    shown = event.asset_materialization.metadata["report"].value
+    assert shown.startswith("# Weekly report: the centre, 2026-11-16 to 2026-11-22")
+    assert "**Consultations:** 7 (7 scored, 0 failed) over 3 days, **agents:** 3" in shown
+    assert shown.count("](data:image/png;base64,") == 3
+    for day in ("2026-11-20", "2026-11-21", "2026-11-22"):
+        assert f"| {day} |" in shown
+    cards = harness.backend.get("reports/weekly/2026-11-16/cards/report.md").decode()
+    assert "**Consultations:** 5 (5 scored, 0 failed) over 3 days, **agents:** 2" in cards
 
     # Nothing new: nothing asked.
     assert _look(harness, cursor)[0] == []

@@ -15,7 +15,10 @@ from cscoach_pipeline.defs.analysis.prompts import PromptTemplate
 from cscoach_pipeline.defs.analysis.resources import AnalyzerResource
 from cscoach_pipeline.defs.analysis.schema import RUBRIC_CRITERIA, overall_score
 from cscoach_pipeline.defs.ingest.resources import ConsultationArtifacts
+from cscoach_pipeline.defs.privacy.pii import redact_text
 from cscoach_pipeline.defs.speech.transcript import Transcript
+from cscoach_pipeline.defs.warehouse.stores import HealthStore
+from cscoach_pipeline.resilience import BreakerState
 
 
 def analysis_artifact(prompt_version: str) -> str:
@@ -92,9 +95,11 @@ def analyse_transcript(
     analyzer: AnalyzerResource,
     cache: AnalysisCache,
     artifacts: ConsultationArtifacts,
+    health: HealthStore | None = None,
 ) -> Analysed:
     """Analyse (or reuse a stored answer) and keep the analysis in the artifacts. An
-    unusable model answer is kept as an artifact for whoever tunes the prompt."""
+    unusable model answer is kept as an artifact for whoever tunes the prompt. The
+    analyzer's breaker state after the call goes to `health` (an outage's alerts)."""
     cache_key = analysis_cache_key(transcript, prompt, analyzer.model_name)
     outcome = cache.get(cache_key)
     cache_hit = outcome is not None
@@ -102,6 +107,7 @@ def analyse_transcript(
         try:
             outcome = analyzer.analyze(transcript, prompt)
         except AnalysisError as exc:
+            observe_llm_health(health, analyzer, answered=False, reason=str(exc))
             if exc.raw_text is None:
                 raise
             name = f"analysis.{prompt.version}.raw.txt"
@@ -109,9 +115,30 @@ def analyse_transcript(
             raise AnalysisError(
                 f"{exc}; the model's answer is kept at {artifacts.locate(name)}"
             ) from None
+        observe_llm_health(health, analyzer, answered=outcome.fallback_reason is None)
         cache.put(cache_key, prompt.version, outcome)
     artifacts.write_json(
         analysis_artifact(prompt.version), outcome.analysis.model_dump(mode="json")
     )
     cost = 0.0 if cache_hit else analyzer.cost(outcome)
     return Analysed(prompt, outcome, cache_hit, cost)
+
+
+def observe_llm_health(
+    health: HealthStore | None,
+    analyzer: AnalyzerResource,
+    *,
+    answered: bool,
+    reason: str | None = None,
+) -> None:
+    """An open breaker is an outage; an answer from the model itself with the breaker closed
+    ends one, whichever process saw it open (each run has its own breaker unless Redis is
+    shared). Half-open says nothing yet."""
+    state = analyzer.breaker_state() if health is not None else None
+    if health is None or state is None:
+        return
+    if state is BreakerState.OPEN:
+        detail = redact_text(reason)[:300] if reason else "the circuit breaker opened"
+        health.observe(analyzer.service, "open", healthy="closed", detail=detail)
+    elif state is BreakerState.CLOSED and answered:
+        health.observe(analyzer.service, "closed", healthy="closed", detail="answering again")

@@ -9,7 +9,9 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor, as_completed
 
 from dagster import (
+    AssetCheckEvaluation,
     AssetExecutionContext,
+    AssetKey,
     AssetMaterialization,
     AssetsDefinition,
     AssetSpec,
@@ -22,9 +24,11 @@ from dagster import (
 
 from cscoach_pipeline.defs.analysis.analyse import analyse_transcript
 from cscoach_pipeline.defs.analysis.cache import AnalysisCache
+from cscoach_pipeline.defs.analysis.checks import ANALYSIS_VALID, analysis_validity
 from cscoach_pipeline.defs.analysis.prompts import PromptTemplate, prompt_for_run
 from cscoach_pipeline.defs.analysis.resources import AnalyzerResource
 from cscoach_pipeline.defs.analysis.run_cost import add_to_run_cost
+from cscoach_pipeline.defs.checks import consultation_checks
 from cscoach_pipeline.defs.ingest.resources import BucketResource
 from cscoach_pipeline.defs.partitions import (
     ANALYSIS_QUEUE,
@@ -97,6 +101,13 @@ def build_analysis_assets(
             ),
         ],
         partitions_def=consultation_partitions,
+        check_specs=consultation_checks(
+            "consultation_analysis",
+            [(ANALYSIS_VALID, "evidence quotes found in the transcript, no PII in its text")],
+        ),
+        # Checks are logged per consultation (a backfill run holds 100), not returned as
+        # outputs: with can_subset they are optional outputs.
+        can_subset=True,
         # A backfill of thousands of consultations runs 100 per run (one process start-up
         # per 100, not per consultation), analysed concurrently within the rate limit.
         backfill_policy=BackfillPolicy.multi_run(
@@ -113,7 +124,7 @@ def build_analysis_assets(
         warehouse: WarehouseResource,
         analyzer: AnalyzerResource,
         recovery: RecoveryResource,
-    ) -> Iterator[AssetMaterialization]:
+    ) -> Iterator[AssetMaterialization | AssetCheckEvaluation]:
         yield from analyse_and_score_partitions(context, bucket, warehouse, analyzer)
 
     return analyse_and_score
@@ -124,7 +135,7 @@ def analyse_and_score_partitions(
     bucket: BucketResource,
     warehouse: WarehouseResource,
     analyzer: AnalyzerResource,
-) -> Iterator[AssetMaterialization]:
+) -> Iterator[AssetMaterialization | AssetCheckEvaluation]:
     try:
         prompt: PromptTemplate | ConsultationInputError = prompt_for_run(
             context.run.tags, analyzer.prompt_version
@@ -136,7 +147,7 @@ def analyse_and_score_partitions(
     versions = dict(members) if members is not None else {}
     keys = [key for key, _ in members] if members is not None else context.partition_keys
 
-    def one(key: str) -> list[AssetMaterialization]:
+    def one(key: str) -> list[AssetMaterialization | AssetCheckEvaluation]:
         return _analyse_and_score(
             context, key, prompt, bucket, warehouse, analyzer, versions.get(key)
         )
@@ -176,7 +187,7 @@ def _analyse_and_score(
     warehouse: WarehouseResource,
     analyzer: AnalyzerResource,
     version: int | None = None,
-) -> list[AssetMaterialization]:
+) -> list[AssetMaterialization | AssetCheckEvaluation]:
     """Analyse, then score, one consultation; nothing when it has no speech or was never
     transcribed (a reanalysis over "all partitions" includes those: they keep their reason).
     `version`: what a batch run was started for (a newer file's run owns the results)."""
@@ -194,7 +205,7 @@ def _analyse_and_score(
             scorecard.label, scorecard_questions(scorecard)
         )
         cache = AnalysisCache(warehouse.analysis_cache)
-        analysed = analyse_transcript(clean, arm, analyzer, cache, artifacts)
+        analysed = analyse_transcript(clean, arm, analyzer, cache, artifacts, warehouse.health)
         warehouse.results.save_analysis(analysed.row(source.consultation_id))
         run_total = add_to_run_cost(context.instance, context.run_id, analysed.cost_usd)
 
@@ -234,6 +245,9 @@ def _analyse_and_score(
             "consultation_analysis",
             partition=key,
             metadata={**analysed.metadata(), "run_cost_usd": run_total},
+        ),
+        analysis_validity(analysed.outcome.analysis, clean).evaluation(
+            AssetKey("consultation_analysis"), key
         ),
         AssetMaterialization(
             "quality_metrics",

@@ -40,6 +40,9 @@ def resources(settings: Settings) -> dict[str, Any]:
             max_concurrent=settings.gemini_max_concurrency,
             timeout_s=settings.gemini_timeout_s,
             fallback=settings.gemini_fallback,
+            breaker_failures=settings.gemini_breaker_failures,
+            breaker_reset_s=settings.gemini_breaker_reset_s,
+            breaker_successes=settings.gemini_breaker_successes,
             # A Redis URL may hold a password: it reaches the resource as an EnvVar too.
             shared_limits_url=dg.EnvVar("CSCOACH_REDIS_URL") if settings.redis_url else None,
             prices_file=settings.gemini_prices,

@@ -21,7 +21,7 @@ from cscoach_pipeline.defs.analysis.analyzers import (
 from cscoach_pipeline.defs.analysis.pricing import ModelPrice, cost_usd, load_prices
 from cscoach_pipeline.defs.analysis.prompts import PromptTemplate
 from cscoach_pipeline.defs.speech.transcript import Transcript
-from cscoach_pipeline.resilience import CircuitOpenError
+from cscoach_pipeline.resilience import BreakerState, CircuitOpenError
 
 NO_FALLBACK = "none"
 
@@ -45,6 +45,9 @@ class AnalyzerResource(ConfigurableResource):
         default=None,
         description="redis:// URL: one quota and breaker for the deployment; unset = per process",
     )
+    breaker_failures: int = Field(default=5, description="failed requests in a row to open")
+    breaker_reset_s: float = Field(default=60.0, description="open this long, then probes")
+    breaker_successes: int = Field(default=3, description="successful probes to close")
     fallback: str = Field(
         default=NO_FALLBACK,
         description="analyzer used while the circuit is open: none (fail fast) | local-rules",
@@ -79,6 +82,17 @@ class AnalyzerResource(ConfigurableResource):
             return replace(outcome, fallback_reason=f"{fallback.name} used: {exc}")
         except ConfigurationError as exc:
             raise AnalysisError(f"configuration error: {exc}") from None
+
+    @property
+    def service(self) -> str:
+        """The service's name in `service_health`."""
+        return f"llm:{self.analyzer}:{self.model}"
+
+    def breaker_state(self) -> BreakerState | None:
+        """The configured analyzer's circuit breaker state; None for one without a breaker
+        (the offline rules)."""
+        breaker = getattr(self.load(), "breaker", None)
+        return breaker.state if breaker is not None else None
 
     def verify(self) -> None:
         """The start-up check: raises ConfigurationError for an unknown model or a bad key."""

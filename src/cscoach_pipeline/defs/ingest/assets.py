@@ -14,6 +14,7 @@ from cscoach_pipeline.defs.steps import (
     ConsultationSource,
     materialize_consultations,
     record_status,
+    tag_run_with_people,
 )
 from cscoach_pipeline.defs.warehouse.resources import WarehouseResource
 
@@ -42,6 +43,7 @@ def consultation_upload(
         )
         for warning in upload.warnings:
             context.log.warning(warning)
+        tag_run_with_people(context, upload.consultation_context)
         artifacts_prefix = bucket.artifacts(source.consultation_id).prefix
         warehouse.consultations.save(
             upload.row(source.consultation_id, source.shown_key, source.version, artifacts_prefix)

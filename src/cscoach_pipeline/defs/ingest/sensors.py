@@ -569,6 +569,9 @@ def _batch_run_request(chunk: list[tuple[str, str, int]], what: str) -> RunReque
     )
 
 
+BUCKET_SERVICE = "bucket"
+
+
 def build_bucket_sensor(interval_s: int = 10) -> SensorDefinition:
     """The sensor, ticking every `interval_s` (CSCOACH_SENSOR_INTERVAL_S); how it admits
     files comes from the bucket resource's fields."""
@@ -605,7 +608,16 @@ def scan_bucket(
         in_batches=_in_unfinished_batches(context.instance),
     )
     resume_after = _load_resume_after(warehouse, cursor.get("resume"))
-    plan = scanner.scan(cursor.get("pending", {}), datetime.now(tz=UTC), resume_after)
+    try:
+        plan = scanner.scan(cursor.get("pending", {}), datetime.now(tz=UTC), resume_after)
+    except (StorageError, OSError) as exc:
+        # The listing failed: the tick fails (Dagster shows it) and the alerts say so.
+        warehouse.health.observe(
+            BUCKET_SERVICE, "unreachable", healthy="reachable",
+            detail=f"{type(exc).__name__}: {_readable(exc)}",
+        )  # fmt: skip
+        raise
+    warehouse.health.observe(BUCKET_SERVICE, "reachable", healthy="reachable")
     context.log.info(
         f"bucket scan in {time.monotonic() - started:.2f} s: {plan.counts}"
         + (

@@ -1,12 +1,16 @@
-"""The privacy stage's asset: the PII-redacted transcript, the only one downstream reads."""
+"""The privacy stage's asset: the PII-redacted transcript, the only one downstream reads, with
+its checks per consultation (recognition confidence, PII left after redaction)."""
 
 import time
+from collections.abc import Iterator
 from typing import Any
 
-from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
+from dagster import AssetExecutionContext, AssetSpec, MaterializeResult, MetadataValue, multi_asset
 
+from cscoach_pipeline.defs.checks import consultation_checks
 from cscoach_pipeline.defs.ingest.resources import BucketResource
-from cscoach_pipeline.defs.partitions import CONSULTATION_ASSET
+from cscoach_pipeline.defs.partitions import CONSULTATION_GROUP, consultation_partitions
+from cscoach_pipeline.defs.privacy.checks import NO_PII_LEFT, no_pii_left
 from cscoach_pipeline.defs.privacy.redaction import (
     TRANSCRIPT_ARTIFACT,
     preview,
@@ -16,10 +20,12 @@ from cscoach_pipeline.defs.privacy.redaction import (
 )
 from cscoach_pipeline.defs.recovery.resources import RecoveryResource
 from cscoach_pipeline.defs.speech.assets import raw_transcript
+from cscoach_pipeline.defs.speech.quality import TRANSCRIPT_CONFIDENCE, transcript_confidence
 from cscoach_pipeline.defs.speech.raw_transcript import RAW_TRANSCRIPT_ARTIFACT
 from cscoach_pipeline.defs.speech.transcript import Transcript
 from cscoach_pipeline.defs.steps import (
     ConsultationSource,
+    StepResult,
     materialize_consultations,
     record_status,
 )
@@ -28,19 +34,37 @@ from cscoach_pipeline.defs.warehouse.resources import WarehouseResource
 NO_SPEECH = "no speech detected: the recording holds only silence or noise"
 
 
-@asset(
-    **CONSULTATION_ASSET,
-    deps=[raw_transcript],
-    kinds={"sql"},
-    code_version="1",
-    description="PII-redacted transcript segments: the only transcript anything downstream reads.",
+@multi_asset(
+    name="transcript",
+    specs=[
+        AssetSpec(
+            "transcript",
+            deps=[raw_transcript],
+            kinds={"sql"},
+            code_version="1",
+            group_name=CONSULTATION_GROUP,
+            description="PII-redacted transcript segments: the only transcript anything "
+            "downstream reads.",
+        )
+    ],
+    partitions_def=consultation_partitions,
+    check_specs=consultation_checks(
+        "transcript",
+        [
+            (TRANSCRIPT_CONFIDENCE, "the recogniser's confidence: low means listen first"),
+            (NO_PII_LEFT, "redaction left no PII the rules or libphonenumber can still find"),
+        ],
+    ),
+    # A multi-asset whose checks are logged per consultation (a batch run holds several),
+    # not returned as outputs: with can_subset they are optional outputs.
+    can_subset=True,
 )
 def transcript(
     context: AssetExecutionContext,
     bucket: BucketResource,
     warehouse: WarehouseResource,
     recovery: RecoveryResource,
-) -> MaterializeResult:
+) -> Iterator[MaterializeResult]:
     def work(source: ConsultationSource) -> dict[str, Any]:
         started = time.perf_counter()
         artifacts = bucket.artifacts(source.consultation_id)
@@ -51,7 +75,7 @@ def transcript(
         warehouse.consultations.update(source.consultation_id, **transcript_details(clean))
         if not clean.segments:
             record_status(context, warehouse, source, "no_speech", "transcript", error=NO_SPEECH)
-        return {
+        metadata = {
             "segments": len(clean.segments),
             "language": clean.language or "unknown",
             "duration_s": clean.duration_s if clean.duration_s is not None else 0.0,
@@ -59,5 +83,8 @@ def transcript(
             "elapsed_s": round(time.perf_counter() - started, 3),
             "preview": MetadataValue.md(preview(clean)),
         }
+        checks = [transcript_confidence(clean), no_pii_left([s.text for s in clean.segments])]
+        return StepResult(metadata, checks)
 
-    return materialize_consultations(context, warehouse, "transcript", work)
+    # Yielded, not returned: a multi-asset's returned value is read as one per output.
+    yield materialize_consultations(context, warehouse, "transcript", work)

@@ -18,8 +18,22 @@ from typing import Any
 SOURCE_KEY_TAG = "cscoach/source_key"
 VERSION_TAG = "cscoach/version"
 ATTEMPT_TAG = "cscoach/attempt"
+# Who the run's consultation is about, set by the upload step (filterable on the Runs page),
+# and a failed run's readable reason, set when its consultation's outcome is settled.
+AGENT_TAG = "cscoach/agent_id"
+AGENT_NAME_TAG = "cscoach/agent_name"
+TEAM_TAG = "cscoach/team"
+FAILURE_TAG = "cscoach/failure"
+SEVERAL = "(several)"
 # A run of several new text consultations (one launch for many): {consultation id: version}.
 BATCH_TAG = "cscoach/batch"
+
+
+def failure_tag_value(reason: str, limit: int = 250) -> str:
+    """A reason as the `cscoach/failure` run tag: its first line, bounded."""
+    text = reason.strip()
+    first = text.splitlines()[0] if text else "failed"
+    return first if len(first) <= limit else first[: limit - 3] + "..."
 
 
 def batch_members(tags: Mapping[str, str]) -> dict[str, int] | None:

@@ -19,6 +19,7 @@ from dagster import (
 from cscoach_pipeline.defs.ingest.partition_keys import display_key
 from cscoach_pipeline.defs.jobs import process_consultation_job
 from cscoach_pipeline.defs.recovery.policy import (
+    FAILURE_TAG,
     FINAL_STATUSES,
     GAVE_UP,
     SOURCE_KEY_TAG,
@@ -28,6 +29,7 @@ from cscoach_pipeline.defs.recovery.policy import (
     RunFailure,
     batch_members,
     failure_from_events,
+    failure_tag_value,
     outage_message,
     run_attempt,
 )
@@ -138,6 +140,30 @@ def settle_finished_batch(
     return queued
 
 
+def tag_failure_reason(
+    instance: DagsterInstance, warehouse: WarehouseResource, run: DagsterRun
+) -> str | None:
+    """The readable reason as the run's `cscoach/failure` tag, where the step did not set it
+    (a dead worker, a cancelled run, a batch): the first thing the run's page and the Runs
+    list show, where the failure event holds only "steps failed" and a stack trace."""
+    if FAILURE_TAG in run.tags:
+        return run.tags[FAILURE_TAG]
+    members = batch_members(run.tags)
+    ids = list(members) if members is not None else [run.tags.get("dagster/partition", "")]
+    reasons = []
+    for consultation_id in ids:
+        row = warehouse.statuses.get(consultation_id) if consultation_id else None
+        if row is not None and row["run_id"] == run.run_id and row["error"]:
+            reasons.append(row["error"])
+    if not reasons:
+        return None
+    reason = failure_tag_value(reasons[0])
+    if len(ids) > 1:
+        reason = failure_tag_value(f"{len(reasons)} of {len(ids)} failed; first: {reasons[0]}")
+    instance.add_run_tags(run.run_id, {FAILURE_TAG: reason})
+    return reason
+
+
 def _write(
     warehouse: WarehouseResource,
     source_key: str,
@@ -190,6 +216,7 @@ def record_failed_consultation_run(
         recovery.policy,
         context.failure_event.message,
     )
+    tag_failure_reason(context.instance, warehouse, context.dagster_run)
 
 
 @run_status_sensor(
@@ -203,3 +230,4 @@ def record_cancelled_consultation_run(
     context: RunStatusSensorContext, warehouse: WarehouseResource, recovery: RecoveryResource
 ) -> None:
     settle_finished_run(context.instance, warehouse, context.dagster_run, recovery.policy)
+    tag_failure_reason(context.instance, warehouse, context.dagster_run)

@@ -3,7 +3,9 @@ trends, and the review queue. A run may cover a range of days (single-run backfi
 each day's rows are replaced in one transaction."""
 
 import re
+from collections.abc import Mapping, Sequence
 from datetime import date, datetime, timedelta
+from typing import Any
 
 from dagster import (
     AllPartitionMapping,
@@ -14,14 +16,16 @@ from dagster import (
     DailyPartitionsDefinition,
     MaterializeResult,
     MetadataValue,
+    WeeklyPartitionsDefinition,
     asset,
 )
 
 from cscoach_pipeline.defs.ingest.resources import BucketResource
+from cscoach_pipeline.defs.ingest.storage import ObjectStore
 from cscoach_pipeline.defs.supervision.aggregates import (
     ROLLING_DAYS,
 )
-from cscoach_pipeline.defs.supervision.charts import team_report
+from cscoach_pipeline.defs.supervision.charts import TeamReport, team_report, weekly_team_report
 from cscoach_pipeline.defs.supervision.partitions import DAY_FORMAT
 from cscoach_pipeline.defs.supervision.refresh import (
     refresh_agent_days,
@@ -30,6 +34,7 @@ from cscoach_pipeline.defs.supervision.refresh import (
 )
 from cscoach_pipeline.defs.supervision.report import agent_table, queue_table
 from cscoach_pipeline.defs.supervision.resources import SupervisionResource
+from cscoach_pipeline.defs.supervision.weekly import combine, week_agents
 from cscoach_pipeline.defs.warehouse import tables
 from cscoach_pipeline.defs.warehouse.resources import WarehouseResource
 
@@ -131,7 +136,36 @@ def _key_part(team: str) -> str:
     return re.sub(r"[^\w.-]+", "_", team).strip("_") or "team"
 
 
-def build_report_assets(days: DailyPartitionsDefinition) -> list[AssetsDefinition]:
+def write_reports(store: ObjectStore, prefix: str, reports: Sequence[TeamReport]) -> dict[str, str]:
+    """Each report's Markdown and charts under `prefix/<team>/`; where each report.md is."""
+    locations: dict[str, str] = {}
+    for report in reports:
+        folder = f"{prefix.rstrip('/')}/{_key_part(report.name)}/"
+        for file_name, png in report.charts.items():
+            store.write_bytes(folder + file_name, png, "image/png")
+        store.write_bytes(folder + "report.md", report.markdown.encode(), "text/markdown")
+        locations[report.name] = store.locate(folder + "report.md")
+    return locations
+
+
+def _scopes(trends: Sequence[Mapping[str, Any]], first: date, last: date) -> list[str]:
+    """The centre ("") first, then every team with a day in first..last."""
+    teams = {r["team"] for r in trends if r["scope"] == "team" and first <= r["day"] <= last}
+    return ["", *sorted(teams)]
+
+
+def _of_scope(rows: Sequence[Mapping[str, Any]], team: str) -> list[Mapping[str, Any]]:
+    scope = "centre" if team == "" else "team"
+    return [r for r in rows if r["scope"] == scope and r["team"] == team]
+
+
+def _of_team(rows: Sequence[Mapping[str, Any]], team: str) -> list[Mapping[str, Any]]:
+    return [r for r in rows if team == "" or r["team"] == team]
+
+
+def build_report_assets(
+    days: DailyPartitionsDefinition, weeks: WeeklyPartitionsDefinition
+) -> list[AssetsDefinition]:
     @asset(
         partitions_def=days,
         group_name=SUPERVISION_GROUP,
@@ -151,33 +185,56 @@ def build_report_assets(days: DailyPartitionsDefinition) -> list[AssetsDefinitio
         first = day - timedelta(days=max(ROLLING_DAYS) - 1)
         trends = warehouse.aggregates.rows_between(tables.team_daily_trends, first, day)
         agents = warehouse.aggregates.rows_between(tables.agent_daily_scorecards, day, day)
-        teams = sorted({r["team"] for r in trends if r["scope"] == "team" and r["day"] == day})
-        store = bucket.store()
-        locations: dict[str, str] = {}
-        centre = None
-        for team in ["", *teams]:
-            scope = "centre" if team == "" else "team"
-            report = team_report(
-                team,
-                day,
-                [r for r in trends if r["scope"] == scope and r["team"] == team],
-                [r for r in agents if team == "" or r["team"] == team],
-            )
-            prefix = (
-                f"{supervision.reports_prefix.rstrip('/')}/daily/{day}/{_key_part(report.name)}/"
-            )
-            for file_name, png in report.charts.items():
-                store.write_bytes(prefix + file_name, png, "image/png")
-            store.write_bytes(prefix + "report.md", report.markdown.encode(), "text/markdown")
-            locations[report.name] = store.locate(prefix + "report.md")
-            centre = centre or report
-        assert centre is not None
+        reports = [
+            team_report(team, day, _of_scope(trends, team), _of_team(agents, team))
+            for team in _scopes(trends, day, day)
+        ]
+        prefix = f"{supervision.reports_prefix.rstrip('/')}/daily/{day}"
+        locations = write_reports(bucket.store(), prefix, reports)
         return MaterializeResult(
             metadata={
-                "teams": len(teams),
-                "report": MetadataValue.md(centre.inline_markdown()),
+                "teams": len(reports) - 1,
+                "report": MetadataValue.md(reports[0].inline_markdown()),
                 "reports": MetadataValue.json(locations),
             }
         )
 
-    return [daily_team_reports]
+    @asset(
+        partitions_def=weeks,
+        group_name=SUPERVISION_GROUP,
+        kinds={"markdown", "png"},
+        deps=["team_daily_trends", "agent_daily_scorecards"],
+        description="Each team's and the centre's weekly report (Monday to Sunday: the "
+        "week's figures day by day, the four-week score trend, agents ranked over the week, "
+        "the scorecard heat map) under reports/weekly/MONDAY/TEAM/; the centre's is shown "
+        "here. Written each Monday morning for the week before.",
+    )
+    def weekly_team_reports(
+        context: AssetExecutionContext,
+        bucket: BucketResource,
+        warehouse: WarehouseResource,
+        supervision: SupervisionResource,
+    ) -> MaterializeResult:
+        (first,) = partition_days(context)
+        last = first + timedelta(days=6)
+        reach = last - timedelta(days=max(ROLLING_DAYS) - 1)
+        trends = warehouse.aggregates.rows_between(tables.team_daily_trends, reach, last)
+        agent_days = warehouse.aggregates.rows_between(tables.agent_daily_scorecards, first, last)
+        reports = []
+        for team in _scopes(trends, first, last):
+            trend = _of_scope(trends, team)
+            in_week = [r for r in trend if first <= r["day"] <= last]
+            agents = week_agents(_of_team(agent_days, team))
+            week = combine(in_week) if in_week else None
+            reports.append(weekly_team_report(team, first, last, trend, week, agents))
+        prefix = f"{supervision.reports_prefix.rstrip('/')}/weekly/{first}"
+        locations = write_reports(bucket.store(), prefix, reports)
+        return MaterializeResult(
+            metadata={
+                "teams": len(reports) - 1,
+                "report": MetadataValue.md(reports[0].inline_markdown()),
+                "reports": MetadataValue.json(locations),
+            }
+        )
+
+    return [daily_team_reports, weekly_team_reports]

@@ -1,5 +1,5 @@
-"""The daily team report: Markdown with three charts (score trend, agent ranking, scorecard
-heat map) rendered to PNG with matplotlib, from the day aggregates' rows."""
+"""The daily and weekly team reports: Markdown with three charts (score trend, agent
+ranking, scorecard heat map) rendered to PNG with matplotlib, from the day aggregates' rows."""
 
 from __future__ import annotations
 
@@ -138,6 +138,62 @@ def team_report(
         "![score trend](score_trend.png)",
         "",
         "## Agents",
+        "![agent ranking](agent_ranking.png)",
+        "",
+        "## Scorecard by agent",
+        "![scorecard heat map](scorecard_heat_map.png)",
+        "",
+    ]
+    return TeamReport(team, "\n".join(lines), charts)
+
+
+def weekly_team_report(
+    team: str,
+    first: date,
+    last: date,
+    trend: Sequence[Mapping[str, Any]],
+    week: Mapping[str, Any] | None,
+    agents: Sequence[Mapping[str, Any]],
+) -> TeamReport:
+    """One team's (or the centre's) report of the week `first`..`last`: `trend` is its daily
+    trend rows of the four weeks to the end of this one, `week` its figures over the week,
+    `agents` each agent's figures over the week."""
+    name = team or "the centre"
+    charts = {
+        "score_trend.png": score_trend_png(trend, f"Score, {name}, four weeks to {last}"),
+        "agent_ranking.png": agent_ranking_png(agents, f"Agents by mean score, week of {first}"),
+        "scorecard_heat_map.png": heat_map_png(agents, "Score per scorecard question, the week"),
+    }
+    lines = [f"# Weekly report: {name}, {first} to {last}", ""]
+    if not week or not week["consultations"]:
+        lines.append("No consultations in this week.")
+    else:
+        end = next((r for r in trend if r["day"] == last), None)
+        lines += [
+            f"**Consultations:** {week['consultations']} ({week['scored']} scored, "
+            f"{week['failed']} failed) over {week['days']} days, **agents:** {len(agents)}  ",
+            f"**Mean score:** {_figure_of(week['mean_score'])} "
+            f"(28 days to {last}: {_figure_of(end['rolling_28d_mean_score'] if end else None)}), "
+            f"**pass rate:** {_figure_of(_percent(week['pass_rate']), '%')}  ",
+            f"**Resolved:** {_figure_of(_percent(week['resolved_rate']), '%')}, "
+            f"**escalated:** {_figure_of(_percent(week['escalated_rate']), '%')}, "
+            f"**LLM cost:** ${week['llm_cost_usd']:.2f}",
+            "",
+            "| day | consultations | mean score | pass rate |",
+            "|---|---|---|---|",
+            *(
+                f"| {r['day']} | {r['consultations']} | {_figure_of(r['mean_score'])} "
+                f"| {_figure_of(_percent(r['pass_rate']), '%')} |"
+                for r in trend
+                if first <= r["day"] <= last
+            ),
+        ]
+    lines += [
+        "",
+        "## Score trend",
+        "![score trend](score_trend.png)",
+        "",
+        "## Agents over the week",
         "![agent ranking](agent_ranking.png)",
         "",
         "## Scorecard by agent",

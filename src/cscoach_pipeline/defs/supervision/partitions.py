@@ -3,9 +3,9 @@ upload) in the centre's timezone."""
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 
-from dagster import DailyPartitionsDefinition
+from dagster import DailyPartitionsDefinition, WeeklyPartitionsDefinition
 
 DAY_FORMAT = "%Y-%m-%d"
 
@@ -21,4 +21,12 @@ def report_days(start: date, timezone: str) -> DailyPartitionsDefinition:
     """Days that are over: a day's report is written once the day has ended."""
     return DailyPartitionsDefinition(
         start_date=start.strftime(DAY_FORMAT), timezone=timezone, fmt=DAY_FORMAT
+    )
+
+
+def report_weeks(start: date, timezone: str) -> WeeklyPartitionsDefinition:
+    """Weeks that are over, Monday to Sunday, keyed by their Monday."""
+    monday = start - timedelta(days=start.weekday())
+    return WeeklyPartitionsDefinition(
+        start_date=monday.strftime(DAY_FORMAT), timezone=timezone, day_offset=1, fmt=DAY_FORMAT
     )

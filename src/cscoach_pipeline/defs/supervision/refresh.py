@@ -1,9 +1,11 @@
 """Refreshing the day aggregates: read the days' facts, compute the rows, replace the days.
-One function per table, shared by the assets and the benchmark."""
+One function per table, shared by the assets and the benchmark. A long range (a 90-day
+backfill) is refreshed in chunks of `CHUNK_DAYS`: memory stays that of two weeks of facts,
+and each day is still replaced in one transaction."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import date, timedelta
 from typing import Any
 
@@ -18,7 +20,29 @@ from cscoach_pipeline.defs.warehouse import tables
 from cscoach_pipeline.defs.warehouse.engine import utcnow
 from cscoach_pipeline.defs.warehouse.stores import AggregateStore
 
+CHUNK_DAYS = 14
 
+
+def chunks(days: Sequence[date], size: int = CHUNK_DAYS) -> Iterator[list[date]]:
+    ordered = sorted(days)
+    for start in range(0, len(ordered), size):
+        yield ordered[start : start + size]
+
+
+def _chunked(
+    refresh: Callable[..., list[dict[str, Any]]],
+) -> Callable[..., list[dict[str, Any]]]:
+    def run(store: AggregateStore, days: Sequence[date], *args: Any) -> list[dict[str, Any]]:
+        rows: list[dict[str, Any]] = []
+        for chunk in chunks(days):
+            rows += refresh(store, chunk, *args)
+        return rows
+
+    run.__doc__ = refresh.__doc__
+    return run
+
+
+@_chunked
 def refresh_agent_days(
     store: AggregateStore, days: Sequence[date], timezone: str
 ) -> list[dict[str, Any]]:
@@ -28,6 +52,7 @@ def refresh_agent_days(
     return rows
 
 
+@_chunked
 def refresh_team_days(
     store: AggregateStore, days: Sequence[date], timezone: str
 ) -> list[dict[str, Any]]:
@@ -40,6 +65,7 @@ def refresh_team_days(
     return rows
 
 
+@_chunked
 def refresh_review_queue(
     store: AggregateStore, days: Sequence[date], timezone: str, size: int
 ) -> list[dict[str, Any]]:

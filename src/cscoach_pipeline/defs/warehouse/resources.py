@@ -12,8 +12,10 @@ from sqlalchemy import Engine, Table
 from cscoach_pipeline.defs.warehouse.engine import warehouse_engine
 from cscoach_pipeline.defs.warehouse.stores import (
     AggregateStore,
+    AlertStore,
     AnalysisCacheStore,
     ConsultationStore,
+    HealthStore,
     InventoryStore,
     ResultStore,
     RetentionStore,
@@ -64,6 +66,14 @@ class WarehouseResource(ConfigurableResource):
     @property
     def aggregates(self) -> AggregateStore:
         return AggregateStore(self.engine)
+
+    @property
+    def health(self) -> HealthStore:
+        return HealthStore(self.engine)
+
+    @property
+    def alerts(self) -> AlertStore:
+        return AlertStore(self.engine)
 
     @property
     def analysis_cache(self) -> AnalysisCacheStore:

@@ -169,6 +169,18 @@ class StatusStore(TableAccess):
     def with_status(self, status: str) -> list[dict[str, Any]]:
         return self.fetch_rows(tables.consultation_status, status=status)
 
+    def finished_badly_since(self, after: datetime, limit: int) -> list[dict[str, Any]]:
+        """`failed` and `rejected` rows written after `after`, oldest first (the alerts)."""
+        c = tables.consultation_status.c
+        query = (
+            select(tables.consultation_status)
+            .where(c.status.in_(("failed", "rejected")), c.updated_at > after.astimezone(UTC))
+            .order_by(c.updated_at, c.consultation_id)
+            .limit(limit)
+        )
+        with self.engine.connect() as conn:
+            return [dict(row._mapping) for row in conn.execute(query)]
+
     def recovery_candidates(
         self, *, now: datetime, stale_before: datetime, limit: int
     ) -> list[dict[str, Any]]:
@@ -715,6 +727,18 @@ class AggregateStore(TableAccess):
             top_status if top_status is not None else status_after,
         )
 
+    def critical_reviews_since(self, after: datetime, limit: int) -> list[dict[str, Any]]:
+        """Review-queue rows with a failed critical question computed after `after`."""
+        t = tables.review_queue
+        query = (
+            select(t)
+            .where(t.c.failed_critical.is_(True), t.c.computed_at > after.astimezone(UTC))
+            .order_by(t.c.computed_at, t.c.day, t.c.rank)
+            .limit(limit)
+        )
+        with self.engine.connect() as conn:
+            return [dict(row._mapping) for row in conn.execute(query)]
+
     def rows_between(self, table: Table, first: date, last: date) -> list[dict[str, Any]]:
         """An aggregate table's rows of the days first..last, by day."""
         query = select(table).where(table.c.day >= first, table.c.day <= last)
@@ -729,6 +753,123 @@ class AggregateStore(TableAccess):
             conn.execute(table.delete().where(table.c.day.in_(list(days))))
             if rows:
                 conn.execute(table.insert(), [_utc_values(r) for r in rows])
+
+
+class HealthStore(TableAccess):
+    """`service_health`: the state of each service the pipeline depends on, as transitions."""
+
+    def latest(self, service: str) -> dict[str, Any] | None:
+        t = tables.service_health
+        query = select(t).where(t.c.service == service).order_by(t.c.event_id.desc()).limit(1)
+        with self.engine.connect() as conn:
+            row = conn.execute(query).first()
+        return dict(row._mapping) if row else None
+
+    def latest_all(self) -> list[dict[str, Any]]:
+        """The latest event of every service."""
+        t = tables.service_health
+        last = select(func.max(t.c.event_id)).group_by(t.c.service)
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(t).where(t.c.event_id.in_(last)).order_by(t.c.service))
+            return [dict(row._mapping) for row in rows]
+
+    def observe(self, service: str, state: str, *, healthy: str, detail: str | None = None) -> bool:
+        """Record `state` if it differs from the service's latest; a healthy state with no
+        history is not recorded (no row = healthy). Returns whether a row was written."""
+        latest = self.latest(service)
+        if (latest["state"] if latest else healthy) == state:
+            return False
+        self.write_many(
+            tables.service_health,
+            [{"service": service, "state": state, "detail": detail, "occurred_at": utcnow()}],
+        )
+        return True
+
+
+class AlertStore(TableAccess):
+    """`alert_outbox`: alerts per channel, pending until the channel accepts them."""
+
+    def enqueue(self, channel: str, items: Sequence[Mapping[str, Any]]) -> int:
+        """Queue items ({kind, dedup_key, payload}) for a channel; one already queued (same
+        dedup key) is skipped. Returns how many were new."""
+        t = tables.alert_outbox
+        if not items:
+            return 0
+        keys = [i["dedup_key"] for i in items]
+        with self.engine.begin() as conn:
+            known: set[str] = set()
+            for start in range(0, len(keys), _CHUNK):
+                known |= set(
+                    conn.execute(
+                        select(t.c.dedup_key).where(
+                            t.c.channel == channel, t.c.dedup_key.in_(keys[start : start + _CHUNK])
+                        )
+                    ).scalars()
+                )
+            new = [dict(i) for i in items if i["dedup_key"] not in known]
+            now = utcnow()
+            seen: set[str] = set()
+            rows = []
+            for item in new:
+                if item["dedup_key"] in seen:
+                    continue
+                seen.add(item["dedup_key"])
+                rows.append(
+                    {
+                        "channel": channel,
+                        "kind": item["kind"],
+                        "dedup_key": item["dedup_key"],
+                        "payload": item["payload"],
+                        "status": "pending",
+                        "attempts": 0,
+                        "created_at": now,
+                    }
+                )
+            if rows:
+                conn.execute(t.insert(), [_utc_values(r) for r in rows])
+        return len(rows)
+
+    def pending(self, channel: str, limit: int = 1000) -> list[dict[str, Any]]:
+        t = tables.alert_outbox
+        query = (
+            select(t)
+            .where(t.c.channel == channel, t.c.status == "pending")
+            .order_by(t.c.alert_id)
+            .limit(limit)
+        )
+        with self.engine.connect() as conn:
+            return [dict(row._mapping) for row in conn.execute(query)]
+
+    def mark_sent(self, alert_ids: Sequence[int]) -> None:
+        self._update(alert_ids, status="sent", sent_at=utcnow(), last_error=None)
+
+    def mark_failed(self, alert_ids: Sequence[int], error: str, *, give_up_after: int) -> None:
+        """One more failed attempt; after `give_up_after` attempts the alert is `failed`."""
+        t = tables.alert_outbox
+        with self.engine.begin() as conn:
+            for start in range(0, len(alert_ids), _CHUNK):
+                chunk = list(alert_ids[start : start + _CHUNK])
+                conn.execute(
+                    t.update()
+                    .where(t.c.alert_id.in_(chunk))
+                    .values(attempts=t.c.attempts + 1, last_error=error)
+                )
+                conn.execute(
+                    t.update()
+                    .where(t.c.alert_id.in_(chunk), t.c.attempts >= give_up_after)
+                    .values(status="failed")
+                )
+
+    def _update(self, alert_ids: Sequence[int], **values: Any) -> None:
+        t = tables.alert_outbox
+        with self.engine.begin() as conn:
+            for start in range(0, len(alert_ids), _CHUNK):
+                chunk = list(alert_ids[start : start + _CHUNK])
+                conn.execute(
+                    t.update()
+                    .where(t.c.alert_id.in_(chunk))
+                    .values(attempts=t.c.attempts + 1, **_utc_values(values))
+                )
 
 
 class AnalysisCacheStore(TableAccess):

@@ -404,6 +404,46 @@ sensor_state = Table(
     Column("updated_at", DateTime(timezone=True), nullable=False),
 )
 
+# Health of the services the pipeline depends on, as transitions (a row only when the state
+# changes): the LLM's circuit breaker (open / closed) and the bucket (unreachable / reachable).
+# The alert sensor reads the latest state per service.
+service_health = Table(
+    "service_health",
+    metadata,
+    Column("event_id", Integer, primary_key=True, autoincrement=True),
+    Column("service", String(200), nullable=False, comment="llm:<analyzer>:<model> | bucket"),
+    Column("state", String(20), nullable=False, comment="open | closed | unreachable | reachable"),
+    Column("detail", Text, comment="why (error class and readable reason; no PII)"),
+    Column("occurred_at", DateTime(timezone=True), nullable=False),
+    Index("ix_service_health_service", "service", "event_id"),
+)
+
+# Alerts on their way to each channel (an outbox): written before they are sent, marked sent
+# when the channel accepted them, so a channel that is down gets them later and none twice.
+# Holds no personal data: ids as tables show them, stages, reasons with PII redacted.
+alert_outbox = Table(
+    "alert_outbox",
+    metadata,
+    Column("alert_id", Integer, primary_key=True, autoincrement=True),
+    Column("channel", String(20), nullable=False, comment="slack | teams | webhook"),
+    Column(
+        "kind",
+        String(40),
+        nullable=False,
+        comment="consultation_failed | llm_outage | llm_recovered | bucket_unreachable | "
+        "bucket_reachable | critical_review",
+    ),
+    Column("dedup_key", String(400), nullable=False, comment="one alert per event and channel"),
+    Column("payload", JSON, nullable=False, comment="the item the message is made of"),
+    Column("status", String(10), nullable=False, comment="pending | sent | failed"),
+    Column("attempts", Integer, nullable=False),
+    Column("last_error", Text, comment="the channel's answer (no URL: it holds the secret)"),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("sent_at", DateTime(timezone=True)),
+    Index("ux_alert_outbox_dedup", "channel", "dedup_key", unique=True),
+    Index("ix_alert_outbox_pending", "channel", "status"),
+)
+
 # Views for BI: history stays in the tables (one row per consultation and prompt version);
 # these give the latest answer per consultation and score shifts between prompt versions.
 _CRITERIA_UNION = "\nUNION ALL\n".join(

@@ -51,6 +51,9 @@ class AnalyzerConfig:
     backoff_base_s: float = 2.0
     requests_per_minute: float = 60.0
     max_concurrent: int = 4
+    breaker_failures: int = 5
+    breaker_reset_s: float = 60.0
+    breaker_successes: int = 3
     # Redis for a deployment-wide quota and breaker; None keeps them per process.
     shared_limits_url: str | None = None
 

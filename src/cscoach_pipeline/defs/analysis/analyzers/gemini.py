@@ -304,5 +304,8 @@ def _cached_client(config: AnalyzerConfig) -> GeminiAnalyzer:
         backoff_base_s=config.backoff_base_s,
         requests_per_minute=config.requests_per_minute,
         max_concurrent=config.max_concurrent,
+        breaker_failures=config.breaker_failures,
+        breaker_reset_s=config.breaker_reset_s,
+        breaker_successes=config.breaker_successes,
         shared_limits_url=config.shared_limits_url,
     )

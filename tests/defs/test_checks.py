@@ -1,0 +1,90 @@
+"""Proves the per-consultation asset checks through the real pipeline: every consultation,
+whether it ran alone or in a batch run of several, gets its own `transcript_confidence`,
+`no_pii_left` and `analysis_valid` evaluations on its own partition, and a doubtful analysis
+(Gemini inventing a phone number and a quote) shows as that partition's failed check while
+its run succeeds and the other consultation's checks pass."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from dagster import AssetCheckKey, AssetKey, DagsterInstance
+
+from cscoach_pipeline.defs.analysis.resources import AnalyzerResource
+from tests.support.fake_gemini import FakeGemini, ok, valid_analysis_json
+from tests.support.pipeline import PipelineHarness
+
+pytestmark = pytest.mark.integration
+
+CHECKS = [
+    (AssetKey("transcript"), "transcript_confidence"),
+    (AssetKey("transcript"), "no_pii_left"),
+    (AssetKey("consultation_analysis"), "analysis_valid"),
+]
+CHAT = "Agent: Hello, Acme support, how can I help?\nCustomer: my card {n} is lost.\n"
+
+
+def _evaluations(instance: DagsterInstance, asset: AssetKey, name: str) -> dict[str, object]:
+    """The latest evaluation per partition."""
+    records = instance.event_log_storage.get_asset_check_execution_history(
+        AssetCheckKey(asset, name), limit=100
+    )
+    latest: dict[str, object] = {}
+    for record in records:  # newest first
+        event = record.event.dagster_event if record.event else None
+        data = event.event_specific_data if event else None
+        if data is not None and data.partition not in latest:
+            latest[data.partition] = data
+    return latest
+
+
+def test_each_consultation_gets_its_checks_alone_and_in_a_batch(tmp_path: Path) -> None:
+    harness = PipelineHarness(tmp_path, text_batch_size=3)
+    for n in range(3):
+        harness.drop(f"batch-{n}.txt", CHAT.format(n=n).encode())
+    results = harness.process()
+    assert all(r.success for r in results.values()) and len(results) == 1  # one batch run
+    harness.text_batch_size = 1
+    harness.drop("alone.txt", CHAT.format(n=9).encode())
+    assert all(r.success for r in harness.process().values())
+    ids = {row["consultation_id"] for row in harness.status_by_key().values()}
+    assert len(ids) == 4
+    for asset, name in CHECKS:
+        evaluations = _evaluations(harness.instance, asset, name)
+        assert set(evaluations) == ids, name
+        assert all(e.passed for e in evaluations.values()), name
+
+
+def test_an_invented_phone_number_and_quote_fail_that_consultations_check(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("GEMINI_API_KEY", raising=False)
+    invented = json.loads(valid_analysis_json())
+    invented["summary"] = "The customer (call back on 010-2222-3333) reported a lost card."
+    invented["improvement_points"] = [
+        {"point": "do not promise refunds", "evidence_quote": "I will refund you twice"}
+    ]
+    with FakeGemini(api_key="k-checks") as fake:
+        fake.respond_when(lambda r: "doubtful" in r.prompt_text, ok(json.dumps(invented)))
+        fake.set_default(ok())
+        analyzer = AnalyzerResource(
+            analyzer="gemini", api_key="k-checks", base_url=fake.url, backoff_base_s=0.01
+        )
+        harness = PipelineHarness(tmp_path, analyzer=analyzer)
+        harness.drop("doubtful.txt", b"Agent: Hello.\nCustomer: my doubtful card is lost.\n")
+        harness.drop("fine.txt", CHAT.format(n=1).encode())
+        results = harness.process()
+    assert all(r.success for r in results.values())
+    ids = {k: row["consultation_id"] for k, row in harness.status_by_key().items()}
+    evaluations = _evaluations(
+        harness.instance, AssetKey("consultation_analysis"), "analysis_valid"
+    )
+    doubtful = evaluations[ids["incoming/doubtful.txt"]]
+    assert not doubtful.passed and doubtful.severity.value == "ERROR"
+    assert "evidence quotes are not in the transcript" in doubtful.description
+    assert "possible PII" in doubtful.description
+    shown = doubtful.description + repr(doubtful.metadata)
+    assert "2222" not in shown and "3333" not in shown
+    assert evaluations[ids["incoming/fine.txt"]].passed
