@@ -160,6 +160,9 @@ class Settings(BaseSettings):
     alert_webhook_url: SecretStr | None = None
     alert_webhook_secret: SecretStr | None = None
     alert_interval_s: int = Field(default=60, ge=1)
+    # The bucket unreachable this long before it is told; a recovery held this long.
+    alert_unreachable_grace_s: float = Field(default=30.0, ge=0)
+    alert_recovered_grace_s: float = Field(default=60.0, ge=0)
     # Where the Dagster UI is reached, for links in alerts.
     ui_url: str = "http://localhost:3000"
 

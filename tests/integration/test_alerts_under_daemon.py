@@ -124,6 +124,7 @@ def test_a_gemini_outage_opens_the_breaker_and_its_end_closes_it(
             "CSCOACH_GEMINI_BREAKER_SUCCESSES": "1",
             "CSCOACH_ALERT_WEBHOOK_URL": hooks.url(HOOK),
             "CSCOACH_ALERT_INTERVAL_S": "2",
+            "CSCOACH_ALERT_RECOVERED_GRACE_S": "3",
         }
         with deployment(request, tmp_path, env=env) as d:
             d.drop("first.txt", chat)

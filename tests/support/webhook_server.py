@@ -71,7 +71,8 @@ class WebhookServer:
                                 self.path, {k.lower(): v for k, v in self.headers.items()}, raw
                             )
                         )
-                body = b"ok" if status == 200 else b"no_service"
+                # Like many servers, an error answer echoes the request (the secret path).
+                body = b"ok" if status == 200 else f"no_service: POST {self.path}".encode()
                 if status == 200 and self.path.startswith("/teams"):
                     status, body = 202, b""  # Teams Workflows accept with 202, no body
                 self.send_response(status)

@@ -6,7 +6,7 @@ green graph. Checks never fail a run: they tell a supervisor what to look at."""
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,6 +19,7 @@ from dagster import (
 )
 
 from cscoach_pipeline.defs.partitions import consultation_partitions
+from cscoach_pipeline.defs.privacy.pii import redact_text
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +40,17 @@ class CheckOutcome:
             metadata=self.metadata,
             description=self.description,
             severity=AssetCheckSeverity.ERROR if self.error else AssetCheckSeverity.WARN,
+        )
+
+
+def guarded_check(name: str, check: Callable[[], CheckOutcome]) -> CheckOutcome:
+    """A check that raises is a failed check saying so, never a failed step."""
+    try:
+        return check()
+    except Exception as exc:
+        reason = redact_text(str(exc))[:200]
+        return CheckOutcome(
+            name, False, f"the check could not run: {type(exc).__name__}", {"error": reason}
         )
 
 

@@ -33,8 +33,8 @@ from cscoach_pipeline.defs.ingest.context import ConsultationContext
 from cscoach_pipeline.defs.ingest.partition_keys import display_key
 from cscoach_pipeline.defs.ingest.storage import ObjectNotFound, StorageError
 from cscoach_pipeline.defs.ingest.storage.base import DISK_ERRNOS
+from cscoach_pipeline.defs.privacy.pii import redact_text
 from cscoach_pipeline.defs.recovery.policy import (
-    AGENT_NAME_TAG,
     AGENT_TAG,
     FAILURE_TAG,
     SEVERAL,
@@ -132,11 +132,11 @@ def _record_failure(
         # The warehouse itself is down: the run-failure sensor records the reason (taken from
         # this step's failure event) once it is back.
         context.log.warning(f"could not record the failure: {outage_reason(exc) or exc}")
-    if batch_members(context.run.tags) is None:
-        # The reason at the top of the run's page and in the Runs list (a batch run's tag is
-        # set when it is settled: it sums up its members).
+    if context.has_partition_key and batch_members(context.run.tags) is None:
+        # The reason at the top of the run's page and in the Runs list, for a run of one
+        # consultation (a batch run's tag is set when it is settled: it sums up its members).
         context.instance.add_run_tags(
-            context.run_id, {FAILURE_TAG: failure_tag_value(f"{stage}: {reason}")}
+            context.run_id, {FAILURE_TAG: failure_tag_value(redact_text(f"{stage}: {reason}"))}
         )
 
 
@@ -265,9 +265,10 @@ def consultation_step(
 
 
 def tag_run_with_people(context: AssetExecutionContext, who: ConsultationContext) -> None:
-    """Agent and team as run tags, so the Runs page filters by them. A batch run of several
-    agents' consultations says `(several)`."""
-    wanted = {AGENT_TAG: who.agent_id, AGENT_NAME_TAG: who.agent_name, TEAM_TAG: who.team}
+    """Agent id and team as run tags, so the Runs page filters by them (the agent's name
+    stays in the warehouse, where retention reaches it). A batch run of several agents'
+    consultations says `(several)`."""
+    wanted = {AGENT_TAG: who.agent_id, TEAM_TAG: who.team}
     current = context.instance.get_run_by_id(context.run_id)
     tags = current.tags if current is not None else context.run.tags
     new: dict[str, str] = {}

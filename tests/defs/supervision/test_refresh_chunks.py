@@ -5,7 +5,7 @@ across the chunk boundaries. On PostgreSQL with the benchmark's generated consul
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import timedelta
 
 import numpy as np
 import pytest
@@ -18,6 +18,7 @@ from cscoach_pipeline.defs.supervision.refresh import (
     refresh_review_queue,
     refresh_team_days,
 )
+from cscoach_pipeline.defs.warehouse import tables
 from cscoach_pipeline.defs.warehouse.engine import warehouse_engine
 from cscoach_pipeline.defs.warehouse.stores import AggregateStore
 from tests.support.postgres import temporary_database
@@ -48,25 +49,43 @@ def _by_key(rows: list[dict]) -> dict[tuple, dict]:
     return keyed
 
 
-def test_a_range_refreshed_in_chunks_equals_each_day_refreshed_alone() -> None:
+def test_a_range_refreshed_in_chunks_equals_each_day_refreshed_alone(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     with temporary_database() as url:
         engine = warehouse_engine(url)
         generate(engine, 6_000, np.random.default_rng(7))
         store = AggregateStore(engine)
+        spans: list[float] = []
+        read = store.day_facts
+
+        def recorded(start, end, **kwargs):  # type: ignore[no-untyped-def]
+            if not kwargs.get("scores_only"):
+                spans.append((end - start).total_seconds() / 86400)
+            return read(start, end, **kwargs)
+
+        monkeypatch.setattr(store, "day_facts", recorded)
         days = [FIRST_DAY + timedelta(days=n) for n in range(30, 60)]  # 14 + 14 + 2
         refreshes = {
-            "agents": lambda d: refresh_agent_days(store, d, "UTC"),
-            "trends": lambda d: refresh_team_days(store, d, "UTC"),
-            "queue": lambda d: refresh_review_queue(store, d, "UTC", 20),
+            "agents": (
+                tables.agent_daily_scorecards,
+                lambda d: refresh_agent_days(store, d, "UTC"),
+            ),
+            "trends": (tables.team_daily_trends, lambda d: refresh_team_days(store, d, "UTC")),
+            "queue": (tables.review_queue, lambda d: refresh_review_queue(store, d, "UTC", 20)),
         }
-        for name, refresh in refreshes.items():
-            in_chunks = refresh(days)
-            one_by_one = [row for day in days for row in refresh([day])]
-            assert in_chunks, name
+        for name, (table, refresh) in refreshes.items():
+            spans.clear()
+            refresh(days)
+            # Read two weeks at a time, never the whole month.
+            assert spans == [CHUNK_DAYS, CHUNK_DAYS, 2], name
+            in_chunks = store.rows_between(table, days[0], days[-1])
+            for day in days:
+                refresh([day])
+            one_by_one = store.rows_between(table, days[0], days[-1])
             chunked, alone = _by_key(in_chunks), _by_key(one_by_one)
-            assert chunked.keys() == alone.keys(), name
+            assert chunked and chunked.keys() == alone.keys(), name
             for key, figures in chunked.items():
                 # Rolling means summed in another order differ in the last rounded digit.
                 assert figures == pytest.approx(alone[key], abs=0.002), (name, key)
         engine.dispose()
-    assert date(2026, 10, 1) in days

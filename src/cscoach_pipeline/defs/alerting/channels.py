@@ -8,7 +8,9 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import re
 from typing import Any, Protocol
+from urllib.parse import urlsplit
 
 from cscoach_pipeline.defs.alerting.messages import AlertMessage
 
@@ -25,6 +27,17 @@ class AlertChannel(Protocol):
     def send(self, message: AlertMessage) -> None: ...
 
 
+def scrub(text: str, url: str) -> str:
+    """`text` without the URL, or its path, or any of its path's segments of 8 characters
+    or more (the part of a webhook URL that is the secret)."""
+    parts = urlsplit(url)
+    secrets = [url, parts.path, parts.query]
+    secrets += [p for p in re.split(r"[/?&=]", parts.path + "?" + parts.query) if len(p) >= 8]
+    for secret in sorted((s for s in secrets if s), key=len, reverse=True):
+        text = text.replace(secret, "<secret>")
+    return text
+
+
 def _failure(channel: str, exc: BaseException) -> DeliveryError:
     # Exception texts of HTTP clients quote the URL: keep the class and the OS reason only.
     reason = getattr(exc, "reason", None) or getattr(exc, "__cause__", None)
@@ -34,8 +47,9 @@ def _failure(channel: str, exc: BaseException) -> DeliveryError:
     return DeliveryError(f"{channel}: {shown}")
 
 
-def _answer(channel: str, status: int, body: str) -> DeliveryError:
-    return DeliveryError(f"{channel} answered {status}: {body.strip()[:200]}")
+def _answer(channel: str, status: int, body: str, url: str) -> DeliveryError:
+    # Servers echo the request ("Cannot POST /hook/<secret>"): the answer without the URL.
+    return DeliveryError(f"{channel} answered {status}: {scrub(body.strip(), url)[:200]}")
 
 
 class SlackChannel:
@@ -46,6 +60,7 @@ class SlackChannel:
     def __init__(self, url: str, timeout_s: float) -> None:
         from slack_sdk.webhook import WebhookClient
 
+        self._url = url
         self._client = WebhookClient(url, timeout=int(max(1, timeout_s)))
 
     @staticmethod
@@ -78,7 +93,7 @@ class SlackChannel:
         except Exception as exc:  # slack_sdk raises urllib's errors as they come
             raise _failure(self.name, exc) from None
         if response.status_code != 200:
-            raise _answer(self.name, response.status_code, response.body or "")
+            raise _answer(self.name, response.status_code, response.body or "", self._url)
 
 
 def _section(lines: list[str]) -> dict[str, Any]:
@@ -98,6 +113,7 @@ class TeamsChannel:
     def __init__(self, url: str, timeout_s: float) -> None:
         from dagster_msteams import MSTeamsResource
 
+        self._url = url
         self._client = MSTeamsResource(hook_url=url, timeout=timeout_s).get_client()
 
     @staticmethod
@@ -119,9 +135,12 @@ class TeamsChannel:
         try:
             self._client.post_message(payload=self.payload(message))
         except requests.exceptions.RequestException as exc:
-            # Its client raises the endpoint's answer as the message of a bare exception.
-            if exc.response is None and not isinstance(exc, requests.exceptions.ConnectionError):
-                raise DeliveryError(f"{self.name} refused the card: {str(exc)[:200]}") from None
+            # Its client raises the endpoint's answer as the message of a bare
+            # RequestException; every other one (connection, a malformed URL) quotes the URL.
+            if type(exc) is requests.exceptions.RequestException:
+                raise DeliveryError(
+                    f"{self.name} refused the card: {scrub(str(exc), self._url)[:200]}"
+                ) from None
             raise _failure(self.name, exc) from None
 
 
@@ -160,4 +179,4 @@ class WebhookChannel:
         except requests.exceptions.RequestException as exc:
             raise _failure(self.name, exc) from None
         if not response.ok:
-            raise _answer(self.name, response.status_code, response.text)
+            raise _answer(self.name, response.status_code, response.text, self._url)

@@ -33,5 +33,7 @@ def resources(settings: Settings) -> dict[str, Any]:
             webhook_url=secret("CSCOACH_ALERT_WEBHOOK_URL", settings.alert_webhook_url),
             webhook_secret=secret("CSCOACH_ALERT_WEBHOOK_SECRET", settings.alert_webhook_secret),
             ui_url=settings.ui_url,
+            unreachable_grace_s=settings.alert_unreachable_grace_s,
+            recovered_grace_s=settings.alert_recovered_grace_s,
         )
     }

@@ -12,6 +12,7 @@ from typing import Any
 from urllib.parse import quote
 
 from cscoach_pipeline.defs.privacy.pii import redact_text
+from cscoach_pipeline.defs.warehouse.engine import as_utc
 
 REASON_CHARS = 300
 
@@ -89,7 +90,12 @@ def safe_reason(text: str | None) -> str:
 
 
 def _iso(value: datetime | date | None) -> str | None:
-    return value.isoformat() if value is not None else None
+    """ISO 8601; a time in UTC to the second (SQLite gives it back without its zone)."""
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        return as_utc(value).replace(microsecond=0).isoformat()
+    return value.isoformat()
 
 
 def failed_item(row: Mapping[str, Any]) -> AlertItem:
@@ -104,7 +110,8 @@ def failed_item(row: Mapping[str, Any]) -> AlertItem:
         "run_id": row["run_id"],
         "at": _iso(row["updated_at"]),
     }
-    key = f"failed:{row['consultation_id']}:{row['run_id'] or ''}:{_iso(row['updated_at'])}"
+    # Once per consultation and run: the run-failure sensor rewriting the row tells nothing new.
+    key = f"failed:{row['consultation_id']}:{row['run_id'] or row['stage'] or ''}"
     return AlertItem(AlertKind.CONSULTATION_FAILED, key, payload)
 
 

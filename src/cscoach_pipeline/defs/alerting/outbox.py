@@ -1,13 +1,15 @@
 """Alerts found and delivered. `collect` turns what changed in the warehouse since the
 sensor's watermarks into items; `deliver` sends each channel's pending items, one message per
-kind, and records the outcome, so a channel that is down gets its alerts later, none twice."""
+kind, and records the outcome, so a channel that is down gets its alerts later (backing off),
+none twice."""
 
 from __future__ import annotations
 
+import time
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from cscoach_pipeline.defs.alerting.channels import AlertChannel, DeliveryError
@@ -39,28 +41,52 @@ _HEALTHY = {"llm": "closed", "bucket": "reachable"}
 
 
 @dataclass
-class Watermarks:
-    """The sensor's cursor: how far each source has been read, and the state of each
-    service last told."""
+class Mark:
+    """How far one source has been read. With `key` the next look resumes exactly after
+    (at, key) (the last look was cut at its row limit); without, a lookback before `at`."""
 
-    failed_after: datetime
-    reviews_after: datetime
+    at: datetime
+    key: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"at": self.at.isoformat(), "key": self.key}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Mark:
+        return cls(datetime.fromisoformat(data["at"]), data.get("key"))
+
+    @property
+    def since(self) -> datetime:
+        return self.at if self.key is not None else self.at - LOOKBACK
+
+
+@dataclass
+class Watermarks:
+    """The sensor's cursor: when alerting began (what was scored before is history, never
+    told), how far each source has been read, and the state of each service last told."""
+
+    started: datetime
+    failed: Mark
+    reviews: Mark
     told: dict[str, str] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "failed_after": self.failed_after.isoformat(),
-            "reviews_after": self.reviews_after.isoformat(),
+            "started": self.started.isoformat(),
+            "failed": self.failed.to_json(),
+            "reviews": self.reviews.to_json(),
             "told": self.told,
         }
 
     @classmethod
-    def from_json(cls, data: dict[str, Any] | None, now: datetime) -> Watermarks:
-        if not data:  # alerting starts now: history is not told
-            return cls(now, now)
+    def from_json(cls, data: dict[str, Any] | None) -> Watermarks | None:
+        """None on the first look (no cursor yet)."""
+        if not data or "started" not in data:
+            return None
         return cls(
-            datetime.fromisoformat(data["failed_after"]),
-            datetime.fromisoformat(data["reviews_after"]),
+            datetime.fromisoformat(data["started"]),
+            Mark.from_json(data["failed"]),
+            Mark.from_json(data["reviews"]),
             dict(data.get("told", {})),
         )
 
@@ -69,47 +95,79 @@ def _family(service: str) -> str:
     return "bucket" if service == BUCKET_SERVICE else service.split(":", 1)[0]
 
 
+def first_look(warehouse: WarehouseResource, now: datetime) -> Watermarks:
+    """Alerting starts now: the services' current states count as told, nothing earlier is
+    read."""
+    told = {e["service"]: e["state"] for e in warehouse.health.latest_all()}
+    # key "": resume exactly after `now`, no lookback into what came before.
+    return Watermarks(now, Mark(now, ""), Mark(now, ""), told)
+
+
 def collect(
-    warehouse: WarehouseResource, marks: Watermarks, now: datetime, unreachable_grace_s: float
+    warehouse: WarehouseResource,
+    marks: Watermarks,
+    now: datetime,
+    *,
+    unreachable_grace_s: float,
+    recovered_grace_s: float,
 ) -> tuple[list[AlertItem], Watermarks]:
     items: list[AlertItem] = []
     failed = warehouse.statuses.finished_badly_since(
-        marks.failed_after - LOOKBACK, MAX_ROWS_PER_TICK
+        marks.failed.since, marks.failed.key, MAX_ROWS_PER_TICK
     )
     items += [failed_item(row) for row in failed]
+    review_key = None
+    if marks.reviews.key:
+        day, _, consultation_id = marks.reviews.key.partition("|")
+        review_key = (date.fromisoformat(day), consultation_id)
     reviews = warehouse.aggregates.critical_reviews_since(
-        marks.reviews_after - LOOKBACK, MAX_ROWS_PER_TICK
+        marks.reviews.since, review_key, marks.started, MAX_ROWS_PER_TICK
     )
     items += [critical_review_item(row) for row in reviews]
+    items += _health_items(warehouse, marks.told, now, unreachable_grace_s, recovered_grace_s)
 
-    told = dict(marks.told)
+    def next_mark(rows: Sequence[dict[str, Any]], column: str, key: Any, before: Mark) -> Mark:
+        if len(rows) >= MAX_ROWS_PER_TICK:  # cut at the limit: resume after the last row
+            return Mark(as_utc(rows[-1][column]), key(rows[-1]))
+        return Mark(max(before.at, now))
+
+    return items, Watermarks(
+        started=marks.started,
+        failed=next_mark(failed, "updated_at", lambda r: r["consultation_id"], marks.failed),
+        reviews=next_mark(
+            reviews, "computed_at", lambda r: f"{r['day']}|{r['consultation_id']}", marks.reviews
+        ),
+        told=marks.told,
+    )
+
+
+def _health_items(
+    warehouse: WarehouseResource,
+    told: dict[str, str],
+    now: datetime,
+    unreachable_grace_s: float,
+    recovered_grace_s: float,
+) -> list[AlertItem]:
+    """A service's state is told when it differs from the one told last and has lasted: the
+    bucket unreachable past its grace (a blip is not an outage), any recovery past its own
+    (per-process breakers of concurrent runs may flap: the end of an outage is told once it
+    holds). Updates `told`."""
+    items = []
     for event in warehouse.health.latest_all():
         service, state = event["service"], event["state"]
         family = _family(service)
-        if told.get(service, _HEALTHY.get(family)) == state:
-            continue
+        healthy = _HEALTHY.get(family)
         kind = _TRANSITIONS.get((family, state))
-        if kind is None:
+        if kind is None or told.get(service, healthy) == state:
             continue
-        unhealthy = state != _HEALTHY.get(family)
         age = (now - as_utc(event["occurred_at"])).total_seconds()
-        if unhealthy and family == "bucket" and age < unreachable_grace_s:
-            continue  # a blip: told only if it lasts
+        if state == healthy and age < recovered_grace_s:
+            continue
+        if state != healthy and family == "bucket" and age < unreachable_grace_s:
+            continue
         items.append(health_item(kind, event))
         told[service] = state
-
-    def newest(rows: Sequence[dict[str, Any]], column: str, before: datetime) -> datetime:
-        if len(rows) >= MAX_ROWS_PER_TICK:
-            # More to read: the next look starts at the last row read, not a lookback before
-            # it (which would read the same rows again).
-            return max(before, as_utc(rows[-1][column]) + LOOKBACK)
-        return max(before, now)
-
-    return items, Watermarks(
-        failed_after=newest(failed, "updated_at", marks.failed_after),
-        reviews_after=newest(reviews, "computed_at", marks.reviews_after),
-        told=told,
-    )
+    return items
 
 
 @dataclass
@@ -122,19 +180,25 @@ class Delivery:
 def deliver(
     warehouse: WarehouseResource,
     channels: Sequence[AlertChannel],
+    now: datetime,
     *,
     ui_url: str,
     max_lines: int,
     give_up_after: int,
+    budget_s: float,
 ) -> dict[str, Delivery]:
-    """Send every channel's pending alerts, one message per kind."""
+    """Send every channel's due alerts, one message per kind, within `budget_s` (what is
+    left waits for the next look: a tick stays well inside Dagster's sensor timeout)."""
+    deadline = time.monotonic() + budget_s
     outcome: dict[str, Delivery] = {}
     for channel in channels:
         done = outcome.setdefault(channel.name, Delivery())
         by_kind: dict[str, list[dict[str, Any]]] = defaultdict(list)
-        for row in warehouse.alerts.pending(channel.name, MAX_ROWS_PER_TICK):
+        for row in warehouse.alerts.pending(channel.name, now, MAX_ROWS_PER_TICK):
             by_kind[row["kind"]].append(row)
         for kind, rows in by_kind.items():
+            if time.monotonic() > deadline:
+                break
             message = compose(AlertKind(kind), [r["payload"] for r in rows], ui_url, max_lines)
             ids = [r["alert_id"] for r in rows]
             try:

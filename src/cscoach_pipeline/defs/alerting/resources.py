@@ -30,9 +30,17 @@ class AlertingResource(ConfigurableResource):
     ui_url: str = Field(default="http://localhost:3000", description="links into the UI")
     timeout_s: float = Field(default=10.0, gt=0, description="per delivery")
     max_lines: int = Field(default=20, ge=1, description="items listed per message")
-    give_up_after: int = Field(default=10, ge=1, description="attempts per alert")
+    give_up_after: int = Field(
+        default=12, ge=1, description="attempts per alert (waits double from 1 min to 1 h)"
+    )
     unreachable_grace_s: float = Field(
         default=30.0, ge=0, description="the bucket unreachable this long before it is told"
+    )
+    recovered_grace_s: float = Field(
+        default=60.0, ge=0, description="a recovery holds this long before it is told"
+    )
+    delivery_budget_s: float = Field(
+        default=30.0, gt=0, description="sending time per look; the rest waits for the next"
     )
 
     def channels(self) -> list[AlertChannel]:

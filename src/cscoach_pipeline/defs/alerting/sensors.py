@@ -14,7 +14,7 @@ from dagster import (
     sensor,
 )
 
-from cscoach_pipeline.defs.alerting.outbox import Watermarks, collect, deliver
+from cscoach_pipeline.defs.alerting.outbox import Watermarks, collect, deliver, first_look
 from cscoach_pipeline.defs.alerting.resources import AlertingResource
 from cscoach_pipeline.defs.warehouse.engine import utcnow
 from cscoach_pipeline.defs.warehouse.resources import WarehouseResource
@@ -37,8 +37,13 @@ def build_alert_sensor(interval_s: int = 60, *, enabled: bool = False) -> Sensor
         if not channels:
             return SkipReason("no alert channel is configured (CSCOACH_ALERT_*_URL)")
         now = utcnow()
-        marks = Watermarks.from_json(json.loads(context.cursor) if context.cursor else None, now)
-        items, marks = collect(warehouse, marks, now, alerting.unreachable_grace_s)
+        cursor = json.loads(context.cursor) if context.cursor else None
+        marks = Watermarks.from_json(cursor) or first_look(warehouse, now)
+        items, marks = collect(
+            warehouse, marks, now,
+            unreachable_grace_s=alerting.unreachable_grace_s,
+            recovered_grace_s=alerting.recovered_grace_s,
+        )  # fmt: skip
         queued = sum(warehouse.alerts.enqueue(c.name, [i.row() for i in items]) for c in channels)
         # The items are in the outbox before the watermarks move: a tick that dies after
         # this sends them next time; one that dies before finds them again.
@@ -46,9 +51,11 @@ def build_alert_sensor(interval_s: int = 60, *, enabled: bool = False) -> Sensor
         outcome = deliver(
             warehouse,
             channels,
+            now,
             ui_url=alerting.ui_url,
             max_lines=alerting.max_lines,
             give_up_after=alerting.give_up_after,
+            budget_s=alerting.delivery_budget_s,
         )
         summary = ", ".join(
             f"{name}: {d.sent} sent, {d.failed} not delivered" for name, d in outcome.items()

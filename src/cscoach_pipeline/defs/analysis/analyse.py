@@ -4,7 +4,7 @@ shows."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from dagster import MetadataValue
@@ -13,9 +13,13 @@ from cscoach_pipeline.defs.analysis.analyzers import AnalysisError, AnalysisOutc
 from cscoach_pipeline.defs.analysis.cache import AnalysisCache, analysis_cache_key
 from cscoach_pipeline.defs.analysis.prompts import PromptTemplate
 from cscoach_pipeline.defs.analysis.resources import AnalyzerResource
-from cscoach_pipeline.defs.analysis.schema import RUBRIC_CRITERIA, overall_score
+from cscoach_pipeline.defs.analysis.schema import (
+    RUBRIC_CRITERIA,
+    ConsultationAnalysis,
+    overall_score,
+)
 from cscoach_pipeline.defs.ingest.resources import ConsultationArtifacts
-from cscoach_pipeline.defs.privacy.pii import redact_text
+from cscoach_pipeline.defs.privacy.pii import redact, redact_text
 from cscoach_pipeline.defs.speech.transcript import Transcript
 from cscoach_pipeline.defs.warehouse.stores import HealthStore
 from cscoach_pipeline.resilience import BreakerState
@@ -31,6 +35,8 @@ class Analysed:
     outcome: AnalysisOutcome
     cache_hit: bool
     cost_usd: float | None
+    # PII found in the model's own text, redacted before anything stored it.
+    answer_pii: int = 0
 
     def _billed(self, value: int | None) -> int | None:
         return 0 if self.cache_hit else value
@@ -103,6 +109,7 @@ def analyse_transcript(
     cache_key = analysis_cache_key(transcript, prompt, analyzer.model_name)
     outcome = cache.get(cache_key)
     cache_hit = outcome is not None
+    answer_pii = 0
     if outcome is None:
         try:
             outcome = analyzer.analyze(transcript, prompt)
@@ -115,13 +122,39 @@ def analyse_transcript(
             raise AnalysisError(
                 f"{exc}; the model's answer is kept at {artifacts.locate(name)}"
             ) from None
-        observe_llm_health(health, analyzer, answered=outcome.fallback_reason is None)
+        observe_llm_health(
+            health, analyzer, answered=outcome.fallback_reason is None,
+            reason=outcome.fallback_reason,
+        )  # fmt: skip
+        clean, answer_pii = redact_answer(outcome.analysis)
+        outcome = replace(outcome, analysis=clean)
         cache.put(cache_key, prompt.version, outcome)
     artifacts.write_json(
         analysis_artifact(prompt.version), outcome.analysis.model_dump(mode="json")
     )
     cost = 0.0 if cache_hit else analyzer.cost(outcome)
-    return Analysed(prompt, outcome, cache_hit, cost)
+    return Analysed(prompt, outcome, cache_hit, cost, answer_pii)
+
+
+def redact_answer(analysis: ConsultationAnalysis) -> tuple[ConsultationAnalysis, int]:
+    """The model saw redacted text only, so PII in its answer is invented or leaked: every
+    text in it is redacted before it is stored; returns how many findings were replaced."""
+    found = 0
+
+    def clean(value: Any) -> Any:
+        nonlocal found
+        if isinstance(value, str):
+            result = redact(value)
+            found += result.total
+            return result.text
+        if isinstance(value, list):
+            return [clean(v) for v in value]
+        if isinstance(value, dict):
+            return {k: clean(v) for k, v in value.items()}
+        return value
+
+    data = clean(analysis.model_dump(mode="json"))
+    return (ConsultationAnalysis.model_validate(data) if found else analysis), found
 
 
 def observe_llm_health(

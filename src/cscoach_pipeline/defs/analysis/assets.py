@@ -28,7 +28,7 @@ from cscoach_pipeline.defs.analysis.checks import ANALYSIS_VALID, analysis_valid
 from cscoach_pipeline.defs.analysis.prompts import PromptTemplate, prompt_for_run
 from cscoach_pipeline.defs.analysis.resources import AnalyzerResource
 from cscoach_pipeline.defs.analysis.run_cost import add_to_run_cost
-from cscoach_pipeline.defs.checks import consultation_checks
+from cscoach_pipeline.defs.checks import consultation_checks, guarded_check
 from cscoach_pipeline.defs.ingest.resources import BucketResource
 from cscoach_pipeline.defs.partitions import (
     ANALYSIS_QUEUE,
@@ -207,6 +207,10 @@ def _analyse_and_score(
         cache = AnalysisCache(warehouse.analysis_cache)
         analysed = analyse_transcript(clean, arm, analyzer, cache, artifacts, warehouse.health)
         warehouse.results.save_analysis(analysed.row(source.consultation_id))
+        validity = guarded_check(
+            ANALYSIS_VALID,
+            lambda: analysis_validity(analysed.outcome.analysis, clean, analysed.answer_pii),
+        )
         run_total = add_to_run_cost(context.instance, context.run_id, analysed.cost_usd)
 
     started = time.perf_counter()
@@ -246,9 +250,7 @@ def _analyse_and_score(
             partition=key,
             metadata={**analysed.metadata(), "run_cost_usd": run_total},
         ),
-        analysis_validity(analysed.outcome.analysis, clean).evaluation(
-            AssetKey("consultation_analysis"), key
-        ),
+        validity.evaluation(AssetKey("consultation_analysis"), key),
         AssetMaterialization(
             "quality_metrics",
             partition=key,

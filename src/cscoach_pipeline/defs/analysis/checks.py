@@ -27,7 +27,10 @@ def quote_found(quote: str, transcript_text: str) -> bool:
     return all(part in transcript_text for part in parts if part)
 
 
-def analysis_validity(analysis: ConsultationAnalysis, transcript: Transcript) -> CheckOutcome:
+def analysis_validity(
+    analysis: ConsultationAnalysis, transcript: Transcript, answer_pii: int = 0
+) -> CheckOutcome:
+    """`answer_pii`: findings redacted from the model's answer before it was stored."""
     said = _normal(" ".join(s.text for s in transcript.segments))
     quotes = [p.evidence_quote for p in analysis.improvement_points] + [
         a.evidence_quote for a in analysis.scorecard_answers
@@ -50,13 +53,19 @@ def analysis_validity(analysis: ConsultationAnalysis, transcript: Transcript) ->
         )
     if out_of_range:
         problems.append(f"{len(out_of_range)} scored segments do not exist")
+    if answer_pii:
+        problems.append(
+            f"the model's answer held {answer_pii} possible PII findings (redacted before it "
+            "was stored)"
+        )
     if pii:
-        problems.append(f"its text holds possible PII ({sum(pii.values())} findings)")
+        problems.append(f"its stored text holds possible PII ({sum(pii.values())} findings)")
     metadata = {
         "evidence_quotes": len(quotes),
         "quotes_not_found": len(missing),
         "segments_scored": len(analysis.turn_sentiment),
         "segments_out_of_range": len(out_of_range),
+        "pii_redacted_from_answer": answer_pii,
         "pii_findings": sum(pii.values()),
     }
     if missing:

@@ -3,11 +3,10 @@ its checks per consultation (recognition confidence, PII left after redaction)."
 
 import time
 from collections.abc import Iterator
-from typing import Any
 
 from dagster import AssetExecutionContext, AssetSpec, MaterializeResult, MetadataValue, multi_asset
 
-from cscoach_pipeline.defs.checks import consultation_checks
+from cscoach_pipeline.defs.checks import consultation_checks, guarded_check
 from cscoach_pipeline.defs.ingest.resources import BucketResource
 from cscoach_pipeline.defs.partitions import CONSULTATION_GROUP, consultation_partitions
 from cscoach_pipeline.defs.privacy.checks import NO_PII_LEFT, no_pii_left
@@ -65,7 +64,7 @@ def transcript(
     warehouse: WarehouseResource,
     recovery: RecoveryResource,
 ) -> Iterator[MaterializeResult]:
-    def work(source: ConsultationSource) -> dict[str, Any]:
+    def work(source: ConsultationSource) -> StepResult:
         started = time.perf_counter()
         artifacts = bucket.artifacts(source.consultation_id)
         raw = Transcript.model_validate(artifacts.read_json(RAW_TRANSCRIPT_ARTIFACT))
@@ -83,7 +82,10 @@ def transcript(
             "elapsed_s": round(time.perf_counter() - started, 3),
             "preview": MetadataValue.md(preview(clean)),
         }
-        checks = [transcript_confidence(clean), no_pii_left([s.text for s in clean.segments])]
+        checks = [
+            guarded_check(TRANSCRIPT_CONFIDENCE, lambda: transcript_confidence(clean)),
+            guarded_check(NO_PII_LEFT, lambda: no_pii_left(clean.segments)),
+        ]
         return StepResult(metadata, checks)
 
     # Yielded, not returned: a multi-asset's returned value is read as one per output.

@@ -18,10 +18,9 @@ from typing import Any
 SOURCE_KEY_TAG = "cscoach/source_key"
 VERSION_TAG = "cscoach/version"
 ATTEMPT_TAG = "cscoach/attempt"
-# Who the run's consultation is about, set by the upload step (filterable on the Runs page),
+# Whose consultation the run is, set by the upload step (filterable on the Runs page),
 # and a failed run's readable reason, set when its consultation's outcome is settled.
 AGENT_TAG = "cscoach/agent_id"
-AGENT_NAME_TAG = "cscoach/agent_name"
 TEAM_TAG = "cscoach/team"
 FAILURE_TAG = "cscoach/failure"
 SEVERAL = "(several)"

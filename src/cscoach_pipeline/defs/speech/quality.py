@@ -21,7 +21,8 @@ def transcript_confidence(transcript: Transcript) -> CheckOutcome:
         )  # fmt: skip
     scored = [s for s in transcript.segments if s.confidence is not None]
     if not scored:
-        return CheckOutcome(TRANSCRIPT_CONFIDENCE, True, "no speech recognised", {"segments": 0})
+        what = "the engine reported no confidence" if transcript.segments else "no speech"
+        return CheckOutcome(TRANSCRIPT_CONFIDENCE, True, what, {"segments": 0})
 
     weight = _duration
     total = sum(weight(s) for s in scored)

@@ -168,12 +168,13 @@ def weekly_team_report(
     if not week or not week["consultations"]:
         lines.append("No consultations in this week.")
     else:
-        end = next((r for r in trend if r["day"] == last), None)
+        # The latest day of the week with figures (a centre closed on Sunday has none then).
+        end = max((r for r in trend if r["day"] <= last), key=lambda r: r["day"], default=None)
         lines += [
             f"**Consultations:** {week['consultations']} ({week['scored']} scored, "
             f"{week['failed']} failed) over {week['days']} days, **agents:** {len(agents)}  ",
             f"**Mean score:** {_figure_of(week['mean_score'])} "
-            f"(28 days to {last}: {_figure_of(end['rolling_28d_mean_score'] if end else None)}), "
+            f"(28 days: {_figure_of(end['rolling_28d_mean_score'] if end else None)}), "
             f"**pass rate:** {_figure_of(_percent(week['pass_rate']), '%')}  ",
             f"**Resolved:** {_figure_of(_percent(week['resolved_rate']), '%')}, "
             f"**escalated:** {_figure_of(_percent(week['escalated_rate']), '%')}, "

@@ -13,7 +13,7 @@ from sqlalchemy import Engine, Table, and_, bindparam, func, or_, select
 
 from cscoach_pipeline.defs.recovery.policy import FINAL_STATUSES, GAVE_UP, REQUEUABLE_STATUSES
 from cscoach_pipeline.defs.warehouse import tables
-from cscoach_pipeline.defs.warehouse.engine import utcnow
+from cscoach_pipeline.defs.warehouse.engine import as_utc, utcnow
 
 if TYPE_CHECKING:  # pandas costs ~0.3 s to import: only where a frame is read
     import pandas as pd
@@ -169,12 +169,25 @@ class StatusStore(TableAccess):
     def with_status(self, status: str) -> list[dict[str, Any]]:
         return self.fetch_rows(tables.consultation_status, status=status)
 
-    def finished_badly_since(self, after: datetime, limit: int) -> list[dict[str, Any]]:
-        """`failed` and `rejected` rows written after `after`, oldest first (the alerts)."""
+    def finished_badly_since(
+        self, after: datetime, after_id: str | None, limit: int
+    ) -> list[dict[str, Any]]:
+        """`failed` and `rejected` rows written after (`after`, `after_id`), oldest first
+        (the alerts). An outage that will be retried is not final yet: only once its retries
+        gave up."""
         c = tables.consultation_status.c
+        at = after.astimezone(UTC)
+        later = c.updated_at > at
+        if after_id is not None:
+            later = or_(later, and_(c.updated_at == at, c.consultation_id > after_id))
+        final = or_(
+            c.failure_kind.is_(None),
+            c.failure_kind != "outage",
+            c.error.like(f"%{GAVE_UP}%"),
+        )
         query = (
             select(tables.consultation_status)
-            .where(c.status.in_(("failed", "rejected")), c.updated_at > after.astimezone(UTC))
+            .where(c.status.in_(("failed", "rejected")), later, final)
             .order_by(c.updated_at, c.consultation_id)
             .limit(limit)
         )
@@ -727,13 +740,36 @@ class AggregateStore(TableAccess):
             top_status if top_status is not None else status_after,
         )
 
-    def critical_reviews_since(self, after: datetime, limit: int) -> list[dict[str, Any]]:
-        """Review-queue rows with a failed critical question computed after `after`."""
-        t = tables.review_queue
+    def critical_reviews_since(
+        self,
+        after: datetime,
+        after_key: tuple[date, str] | None,
+        scored_after: datetime,
+        limit: int,
+    ) -> list[dict[str, Any]]:
+        """Review-queue rows with a failed critical question computed after (`after`,
+        `after_key` = day, consultation), of consultations scored after `scored_after`: a
+        recomputed old day (a backfill) does not bring back what was scored before."""
+        t, q = tables.review_queue, tables.quality_metrics
+        at = after.astimezone(UTC)
+        later = t.c.computed_at > at
+        if after_key is not None:
+            day, consultation_id = after_key
+            later = or_(
+                later,
+                and_(
+                    t.c.computed_at == at,
+                    or_(
+                        t.c.day > day,
+                        and_(t.c.day == day, t.c.consultation_id > consultation_id),
+                    ),
+                ),
+            )
+        scored = select(q.c.consultation_id).where(q.c.created_at > scored_after.astimezone(UTC))
         query = (
             select(t)
-            .where(t.c.failed_critical.is_(True), t.c.computed_at > after.astimezone(UTC))
-            .order_by(t.c.computed_at, t.c.day, t.c.rank)
+            .where(t.c.failed_critical.is_(True), later, t.c.consultation_id.in_(scored))
+            .order_by(t.c.computed_at, t.c.day, t.c.consultation_id)
             .limit(limit)
         )
         with self.engine.connect() as conn:
@@ -786,6 +822,11 @@ class HealthStore(TableAccess):
         return True
 
 
+def retry_wait(attempts: int) -> timedelta:
+    """How long a failed alert waits before its next attempt."""
+    return timedelta(seconds=min(60 * 2 ** max(attempts - 1, 0), 3600))
+
+
 class AlertStore(TableAccess):
     """`alert_outbox`: alerts per channel, pending until the channel accepts them."""
 
@@ -829,7 +870,9 @@ class AlertStore(TableAccess):
                 conn.execute(t.insert(), [_utc_values(r) for r in rows])
         return len(rows)
 
-    def pending(self, channel: str, limit: int = 1000) -> list[dict[str, Any]]:
+    def pending(self, channel: str, now: datetime, limit: int = 1000) -> list[dict[str, Any]]:
+        """The channel's alerts to send now: new ones, and failed ones whose wait is over
+        (1 min after the first failure, doubling to at most an hour)."""
         t = tables.alert_outbox
         query = (
             select(t)
@@ -838,10 +881,16 @@ class AlertStore(TableAccess):
             .limit(limit)
         )
         with self.engine.connect() as conn:
-            return [dict(row._mapping) for row in conn.execute(query)]
+            rows = [dict(row._mapping) for row in conn.execute(query)]
+        return [
+            r for r in rows
+            if not r["attempts"] or r["last_attempt_at"] is None
+            or as_utc(r["last_attempt_at"]) + retry_wait(r["attempts"]) <= now
+        ]  # fmt: skip
 
     def mark_sent(self, alert_ids: Sequence[int]) -> None:
-        self._update(alert_ids, status="sent", sent_at=utcnow(), last_error=None)
+        now = utcnow()
+        self._update(alert_ids, status="sent", sent_at=now, last_attempt_at=now, last_error=None)
 
     def mark_failed(self, alert_ids: Sequence[int], error: str, *, give_up_after: int) -> None:
         """One more failed attempt; after `give_up_after` attempts the alert is `failed`."""
@@ -852,7 +901,11 @@ class AlertStore(TableAccess):
                 conn.execute(
                     t.update()
                     .where(t.c.alert_id.in_(chunk))
-                    .values(attempts=t.c.attempts + 1, last_error=error)
+                    .values(
+                        attempts=t.c.attempts + 1,
+                        last_error=error,
+                        last_attempt_at=utcnow().astimezone(UTC),
+                    )
                 )
                 conn.execute(
                     t.update()

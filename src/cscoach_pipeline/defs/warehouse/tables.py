@@ -438,6 +438,7 @@ alert_outbox = Table(
     Column("status", String(10), nullable=False, comment="pending | sent | failed"),
     Column("attempts", Integer, nullable=False),
     Column("last_error", Text, comment="the channel's answer (no URL: it holds the secret)"),
+    Column("last_attempt_at", DateTime(timezone=True), comment="retries back off from it"),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("sent_at", DateTime(timezone=True)),
     Index("ux_alert_outbox_dedup", "channel", "dedup_key", unique=True),
