@@ -43,6 +43,12 @@ def _evaluations(instance: DagsterInstance, asset: AssetKey, name: str) -> dict[
     return latest
 
 
+def _partition_status(instance: DagsterInstance, asset: AssetKey, name: str) -> list:
+    return list(
+        instance.event_log_storage.get_asset_check_partition_info([AssetCheckKey(asset, name)])
+    )
+
+
 def test_each_consultation_gets_its_checks_alone_and_in_a_batch(tmp_path: Path) -> None:
     harness = PipelineHarness(tmp_path / "run", text_batch_size=3)
     for n in range(3):
@@ -64,6 +70,12 @@ def test_each_consultation_gets_its_checks_alone_and_in_a_batch(tmp_path: Path) 
         evaluations = _evaluations(harness.instance, asset, name)
         assert set(evaluations) == ids, name
         assert all(e.passed for e in evaluations.values()), name
+        # What the UI's Checks -> Partitions shows: each partition's result is current (it
+        # targets the partition's latest materialization), not "missing".
+        shown = {p.partition_key: p for p in _partition_status(harness.instance, asset, name)}
+        assert set(shown) == ids, name
+        assert all(p.is_current for p in shown.values()), name
+        assert {p.latest_execution_status.value for p in shown.values()} == {"SUCCEEDED"}
     call_id = harness.status_by_key()["incoming/call.wav"]["consultation_id"]
     confidence = _evaluations(harness.instance, AssetKey("transcript"), "transcript_confidence")
     measured = confidence[call_id].metadata["mean_confidence"].value
@@ -104,3 +116,10 @@ def test_an_invented_phone_number_and_quote_fail_that_consultations_check(
     shown = doubtful.description + repr(doubtful.metadata)
     assert "2222" not in shown and "3333" not in shown
     assert evaluations[ids["incoming/fine.txt"]].passed
+    shown = {
+        p.partition_key: p.latest_execution_status.value
+        for p in _partition_status(
+            harness.instance, AssetKey("consultation_analysis"), "analysis_valid"
+        )
+    }
+    assert shown == {ids["incoming/doubtful.txt"]: "FAILED", ids["incoming/fine.txt"]: "SUCCEEDED"}

@@ -15,7 +15,14 @@ from dagster import (
     AssetCheckSeverity,
     AssetCheckSpec,
     AssetKey,
+    AssetRecordsFilter,
+    DagsterInstance,
     PreviewWarning,
+)
+
+# Not exported at the top level: the pointer an evaluation keeps to what it checked.
+from dagster._core.definitions.asset_checks.asset_check_evaluation import (
+    AssetCheckEvaluationTargetMaterializationData,
 )
 
 from cscoach_pipeline.defs.partitions import consultation_partitions
@@ -31,7 +38,12 @@ class CheckOutcome:
     # ERROR for what must not happen (PII left), WARN for what deserves a look.
     error: bool = False
 
-    def evaluation(self, asset_key: AssetKey, partition: str) -> AssetCheckEvaluation:
+    def evaluation(
+        self, instance: DagsterInstance, asset_key: AssetKey, partition: str
+    ) -> AssetCheckEvaluation:
+        """The evaluation on `partition`, pointing at its latest materialization: only then
+        does the UI count it as the partition's current result (Checks → Partitions). So it
+        is made after the step's materialization was recorded."""
         return AssetCheckEvaluation(
             asset_key=asset_key,
             check_name=self.name,
@@ -40,7 +52,36 @@ class CheckOutcome:
             metadata=self.metadata,
             description=self.description,
             severity=AssetCheckSeverity.ERROR if self.error else AssetCheckSeverity.WARN,
+            target_materialization_data=_latest_materialization(instance, asset_key, partition),
         )
+
+
+@dataclass(frozen=True, slots=True)
+class PendingCheck:
+    """An outcome to log on `partition` once the step has recorded its materialization."""
+
+    asset_key: AssetKey
+    partition: str
+    outcome: CheckOutcome
+
+    def evaluation(self, instance: DagsterInstance) -> AssetCheckEvaluation:
+        return self.outcome.evaluation(instance, self.asset_key, self.partition)
+
+
+def _latest_materialization(
+    instance: DagsterInstance, asset_key: AssetKey, partition: str
+) -> AssetCheckEvaluationTargetMaterializationData | None:
+    # As Dagster's own AssetCheckResult finds it for a partitioned step.
+    found = instance.fetch_materializations(
+        AssetRecordsFilter(asset_key=asset_key, asset_partitions=[partition]), limit=1
+    )
+    if not found.records:
+        return None
+    latest = found.records[0]
+    return AssetCheckEvaluationTargetMaterializationData(
+        storage_id=latest.storage_id, run_id=latest.event_log_entry.run_id,
+        timestamp=latest.timestamp,
+    )  # fmt: skip
 
 
 def guarded_check(name: str, check: Callable[[], CheckOutcome]) -> CheckOutcome:

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any, NoReturn
 
 from dagster import (
+    AssetCheckEvaluation,
     AssetExecutionContext,
     AssetObservation,
     Failure,
@@ -317,14 +318,30 @@ class StepResult:
 
 
 def _done(
-    context: AssetExecutionContext, key: str, result: Mapping[str, Any] | StepResult
+    result: Mapping[str, Any] | StepResult,
+    key: str,
+    checked: list[tuple[str, CheckOutcome]],
 ) -> Mapping[str, Any]:
-    """Log a consultation's check outcomes on its partition; return its metadata."""
+    """A consultation's metadata; its check outcomes kept in `checked` for after the step's
+    materialization."""
     if not isinstance(result, StepResult):
         return result
-    for outcome in result.checks:
-        context.log_event(outcome.evaluation(context.asset_key, key))
+    checked += [(key, outcome) for outcome in result.checks]
     return result.metadata
+
+
+def materialize_checked_consultations(
+    context: AssetExecutionContext,
+    warehouse: WarehouseResource,
+    stage: str,
+    work: Callable[[ConsultationSource], Mapping[str, Any] | StepResult],
+) -> Iterator[MaterializeResult | AssetCheckEvaluation]:
+    """`materialize_consultations` for a multi-asset with checks: the materialization first,
+    then each consultation's check evaluations on its own partition, pointing at it."""
+    checked: list[tuple[str, CheckOutcome]] = []
+    yield materialize_consultations(context, warehouse, stage, work, checked)
+    for key, outcome in checked:
+        yield outcome.evaluation(context.instance, context.asset_key, key)
 
 
 def materialize_consultations(
@@ -332,6 +349,7 @@ def materialize_consultations(
     warehouse: WarehouseResource,
     stage: str,
     work: Callable[[ConsultationSource], Mapping[str, Any] | StepResult],
+    checked: list[tuple[str, CheckOutcome]] | None = None,
 ) -> MaterializeResult:
     """One step of the per-consultation job: `work` gives a consultation's metadata.
 
@@ -339,16 +357,17 @@ def materialize_consultations(
     own failure handling and its metadata goes on its partition as an observation; if any
     member failed, the step fails after the others, and the run-failure sensor runs the
     members that did not fail again on their own (defs/recovery/run_status.py)."""
+    checked = [] if checked is None else checked
     members = run_members(context)
     if members is None:
         with consultation_step(context, warehouse, stage) as source:
-            metadata = _done(context, source.consultation_id, work(source))
+            metadata = _done(work(source), source.consultation_id, checked)
         return MaterializeResult(metadata=metadata)
     failures: dict[str, str] = {}
     for key, version in members:
         try:
             with consultation_step(context, warehouse, stage, key, version) as source:
-                metadata = _done(context, key, work(source))
+                metadata = _done(work(source), key, checked)
         except Failure as exc:
             if is_superseded(exc):
                 # A newer version of this file runs on its own: not a failure of the batch.

@@ -28,7 +28,7 @@ from cscoach_pipeline.defs.analysis.checks import ANALYSIS_VALID, analysis_valid
 from cscoach_pipeline.defs.analysis.prompts import PromptTemplate, prompt_for_run
 from cscoach_pipeline.defs.analysis.resources import AnalyzerResource
 from cscoach_pipeline.defs.analysis.run_cost import add_to_run_cost
-from cscoach_pipeline.defs.checks import consultation_checks, guarded_check
+from cscoach_pipeline.defs.checks import PendingCheck, consultation_checks, guarded_check
 from cscoach_pipeline.defs.ingest.resources import BucketResource
 from cscoach_pipeline.defs.partitions import (
     ANALYSIS_QUEUE,
@@ -147,13 +147,13 @@ def analyse_and_score_partitions(
     versions = dict(members) if members is not None else {}
     keys = [key for key, _ in members] if members is not None else context.partition_keys
 
-    def one(key: str) -> list[AssetMaterialization | AssetCheckEvaluation]:
+    def one(key: str) -> list[AssetMaterialization | PendingCheck]:
         return _analyse_and_score(
             context, key, prompt, bucket, warehouse, analyzer, versions.get(key)
         )
 
     if len(keys) == 1 and members is None:  # one consultation: failures fail the run as is
-        yield from one(keys[0])
+        yield from _emit(context, one(keys[0]))
         return
     failures: dict[str, str] = {}
     with ThreadPoolExecutor(max_workers=max(1, analyzer.max_concurrent)) as workers:
@@ -161,7 +161,7 @@ def analyse_and_score_partitions(
         for future in as_completed(futures):
             key = futures[future]
             try:
-                yield from future.result()
+                yield from _emit(context, future.result())
             except Failure as exc:
                 if is_superseded(exc):
                     context.log.info(f"{key}: {exc.description}")
@@ -179,6 +179,15 @@ def analyse_and_score_partitions(
         )
 
 
+def _emit(
+    context: AssetExecutionContext, events: list[AssetMaterialization | PendingCheck]
+) -> Iterator[AssetMaterialization | AssetCheckEvaluation]:
+    """In order: a check is made once the materialization before it has been recorded
+    (Dagster records an event as it is yielded)."""
+    for event in events:
+        yield event.evaluation(context.instance) if isinstance(event, PendingCheck) else event
+
+
 def _analyse_and_score(
     context: AssetExecutionContext,
     key: str,
@@ -187,7 +196,7 @@ def _analyse_and_score(
     warehouse: WarehouseResource,
     analyzer: AnalyzerResource,
     version: int | None = None,
-) -> list[AssetMaterialization | AssetCheckEvaluation]:
+) -> list[AssetMaterialization | PendingCheck]:
     """Analyse, then score, one consultation; nothing when it has no speech or was never
     transcribed (a reanalysis over "all partitions" includes those: they keep their reason).
     `version`: what a batch run was started for (a newer file's run owns the results)."""
@@ -250,7 +259,7 @@ def _analyse_and_score(
             partition=key,
             metadata={**analysed.metadata(), "run_cost_usd": run_total},
         ),
-        validity.evaluation(AssetKey("consultation_analysis"), key),
+        PendingCheck(AssetKey("consultation_analysis"), key, validity),
         AssetMaterialization(
             "quality_metrics",
             partition=key,

@@ -4,7 +4,14 @@ its checks per consultation (recognition confidence, PII left after redaction)."
 import time
 from collections.abc import Iterator
 
-from dagster import AssetExecutionContext, AssetSpec, MaterializeResult, MetadataValue, multi_asset
+from dagster import (
+    AssetCheckEvaluation,
+    AssetExecutionContext,
+    AssetSpec,
+    MaterializeResult,
+    MetadataValue,
+    multi_asset,
+)
 
 from cscoach_pipeline.defs.checks import consultation_checks, guarded_check
 from cscoach_pipeline.defs.ingest.resources import BucketResource
@@ -25,7 +32,7 @@ from cscoach_pipeline.defs.speech.transcript import Transcript
 from cscoach_pipeline.defs.steps import (
     ConsultationSource,
     StepResult,
-    materialize_consultations,
+    materialize_checked_consultations,
     record_status,
 )
 from cscoach_pipeline.defs.warehouse.resources import WarehouseResource
@@ -63,7 +70,7 @@ def transcript(
     bucket: BucketResource,
     warehouse: WarehouseResource,
     recovery: RecoveryResource,
-) -> Iterator[MaterializeResult]:
+) -> Iterator[MaterializeResult | AssetCheckEvaluation]:
     def work(source: ConsultationSource) -> StepResult:
         started = time.perf_counter()
         artifacts = bucket.artifacts(source.consultation_id)
@@ -89,4 +96,4 @@ def transcript(
         return StepResult(metadata, checks)
 
     # Yielded, not returned: a multi-asset's returned value is read as one per output.
-    yield materialize_consultations(context, warehouse, "transcript", work)
+    yield from materialize_checked_consultations(context, warehouse, "transcript", work)
