@@ -2,7 +2,8 @@
 consultations over 90 days (500 agents in 25 teams), with their status, quality metrics,
 analyses, nine scorecard answers each and category matches, written directly with COPY.
 Measures the refresh of one day partition (each of the three assets, and their sum) and of
-the 90-day backfill as one range run.
+the 90-day backfill as one range run (refreshed CHUNK_DAYS at a time), with the process's
+peak memory during each.
 
     .venv/bin/python -m benchmarks.aggregates_benchmark [--consultations N]
 """
@@ -10,17 +11,21 @@ the 90-day backfill as one range run.
 from __future__ import annotations
 
 import argparse
+import gc
 import io
 import statistics
+import threading
 import time
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import numpy as np
 import pandas as pd
+import psutil
 
 from benchmarks.results import save_results
 from cscoach_pipeline.defs.supervision.refresh import (
+    CHUNK_DAYS,
     refresh_agent_days,
     refresh_review_queue,
     refresh_team_days,
@@ -129,8 +134,33 @@ def generate(engine: Any, count: int, rng: np.random.Generator) -> float:
     return time.perf_counter() - started
 
 
+class PeakMemory:
+    """The process's peak resident memory while inside the block (sampled every 0.1 s)."""
+
+    def __enter__(self) -> PeakMemory:
+        self._process = psutil.Process()
+        self.peak_bytes = self._process.memory_info().rss
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def _sample(self) -> None:
+        while not self._done.wait(0.1):
+            self.peak_bytes = max(self.peak_bytes, self._process.memory_info().rss)
+
+    def __exit__(self, *_: object) -> None:
+        self._done.set()
+        self._thread.join()
+
+    @property
+    def peak_gb(self) -> float:
+        return round(self.peak_bytes / 1024**3, 2)
+
+
 def _refresh(store: AggregateStore, days: list[date]) -> dict[str, float]:
-    """Each asset's work for these days (read, compute, replace), in seconds."""
+    """Each asset's work for these days (read, compute, replace), in seconds, and the
+    process's peak memory meanwhile (refreshes of more than CHUNK_DAYS go in chunks)."""
     timings: dict[str, float] = {}
     for name, refresh in (
         ("agent_daily_scorecards", lambda: refresh_agent_days(store, days, "UTC")),
@@ -138,9 +168,11 @@ def _refresh(store: AggregateStore, days: list[date]) -> dict[str, float]:
         ("review_queue", lambda: refresh_review_queue(store, days, "UTC", 20)),
     ):
         started = time.perf_counter()
-        refresh()
+        with PeakMemory() as memory:
+            refresh()
         timings[name] = round(time.perf_counter() - started, 2)
-    timings["total"] = round(sum(timings.values()), 2)
+        timings[f"{name}_peak_rss_gb"] = memory.peak_gb
+    timings["total"] = round(sum(v for k, v in timings.items() if not k.endswith("_gb")), 2)
     return timings
 
 
@@ -153,6 +185,7 @@ def main() -> None:
         engine = warehouse_engine(url)
         generate_s = generate(engine, args.consultations, rng)
         store = AggregateStore(engine)
+        gc.collect()  # the generation's frames are gone before anything is measured
         # One day partition, as the sensor asks after new consultations: five days, median.
         singles = [_refresh(store, [FIRST_DAY + timedelta(days=d)]) for d in (40, 50, 60, 70, 80)]
         day = {k: statistics.median(t[k] for t in singles) for k in singles[0]}
@@ -174,6 +207,7 @@ def main() -> None:
             "generate_s": round(generate_s, 1),
             "one_day_partition_s": day,
             "backfill_90_days_one_run_s": backfill,
+            "chunk_days": CHUNK_DAYS,
             "rows_written": counts,
         },
     )

@@ -7,8 +7,10 @@ The same rules under the real daemon and killed processes: tests/integration/.""
 
 from __future__ import annotations
 
+import logging
 import subprocess
 from datetime import timedelta
+from pathlib import Path
 
 from dagster import DagsterEvent, DagsterEventType, DagsterRunStatus, build_sensor_context
 
@@ -180,3 +182,34 @@ def test_outage_recorded_by_a_step_but_never_settled_is_scheduled(
     row = harness.status_by_key()["incoming/call.txt"]
     assert row["status"] == "queued" and row["next_attempt_at"] is not None
     assert "No space left" in row["error"] and "attempt 1 of 4 failed" in row["error"]
+
+
+def test_a_step_left_waiting_for_a_free_pool_slot_is_given_it(tmp_path: Path) -> None:
+    """The race in Dagster's step pools: the last holder releases its slot between a new
+    step's "any slot free?" and its joining the queue, so the step is queued unassigned and
+    nothing assigns it. The recovery sensor's tick gives it the slot; a full pool stays full."""
+    from dagster import DagsterInstance
+
+    from cscoach_pipeline.defs.recovery.sensors import unblock_pool_steps
+
+    (tmp_path / "home").mkdir()
+    with DagsterInstance.local_temp(str(tmp_path / "home")) as instance:
+        storage = instance.event_log_storage
+        storage.set_concurrency_slots("gemini", 1)
+        storage.add_pending_step("gemini", "run-a", "analyse_and_score", should_assign=True)
+        assert storage.claim_concurrency_slot("gemini", "run-a", "analyse_and_score").is_claimed
+        # While run-a holds the slot, run-b waits (correctly): nothing to unblock.
+        storage.add_pending_step("gemini", "run-b", "analyse_and_score", should_assign=False)
+        log = logging.getLogger("test")
+        assert unblock_pool_steps(instance, log) == []
+        # The race: run-a's slot is freed before run-b was queued (here: removed directly,
+        # as the release found no one waiting), leaving run-b unassigned with a free slot.
+        storage.free_concurrency_slots_for_run("run-b")
+        storage.free_concurrency_slots_for_run("run-a")
+        storage.add_pending_step("gemini", "run-b", "analyse_and_score", should_assign=False)
+        assert not storage.check_concurrency_claim(
+            "gemini", "run-b", "analyse_and_score"
+        ).is_assigned
+        assert unblock_pool_steps(instance, log) == ["gemini"]
+        claim = storage.claim_concurrency_slot("gemini", "run-b", "analyse_and_score")
+        assert claim.is_claimed

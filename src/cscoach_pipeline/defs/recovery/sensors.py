@@ -1,6 +1,7 @@
 """Nothing is stranded: every consultation reaches a final status whatever dies.
 
-Each tick (1) fails runs whose worker process is gone (Dagster's run monitoring cannot tell
+Each tick (0) gives a free pool slot to a step Dagster left waiting for it, (1) fails runs
+whose worker process is gone (Dagster's run monitoring cannot tell
 for the default run launcher; with a launcher that can, Dagster's own monitoring does it),
 (2) settles consultations left `queued`/`processing` by a run that ended without recording
 an outcome, or whose run never appeared, and (3) launches due retries of outages and
@@ -94,6 +95,29 @@ def fail_dead_runs(instance: DagsterInstance, grace_s: float, log: Any) -> list[
     return failed
 
 
+def unblock_pool_steps(instance: DagsterInstance, log: Any) -> list[str]:
+    """Assign a free pool slot to a step left waiting for it. Dagster's step pools (the
+    `gemini` pool of the analysis step) race on SQLite: a step that asks while the last
+    holder is releasing its slot is queued unassigned, and nothing assigns it later, so its
+    run waits forever. Returns the pools unblocked."""
+    storage = instance.event_log_storage
+    if not storage.supports_global_concurrency_limits or not hasattr(
+        storage, "assign_pending_steps"
+    ):
+        return []
+    unblocked = []
+    for key in sorted(storage.get_concurrency_keys()):
+        info = storage.get_concurrency_info(key)
+        waiting = [p for p in info.pending_steps if p.assigned_timestamp is None]
+        assigned = [p for p in info.pending_steps if p.assigned_timestamp is not None]
+        free = info.slot_count - len(info.claimed_slots) - len(assigned)
+        if waiting and free > 0:
+            log.warning(f"pool {key}: a step waited for a free slot that was never assigned")
+            storage.assign_pending_steps([key])
+            unblocked.append(key)
+    return unblocked
+
+
 def _partitions_in_flight(instance: DagsterInstance) -> set[str]:
     keys: set[str] = set()
     for run in instance.get_runs(RunsFilter(statuses=IN_FLIGHT)):
@@ -111,6 +135,7 @@ def plan_recovery(
     log: Any,
 ) -> list[RunRequest]:
     """Settle what is stranded and return the runs to launch (retries, re-queues)."""
+    unblock_pool_steps(instance, log)
     for run_id in fail_dead_runs(instance, recovery.dead_run_grace_s, log):
         run = instance.get_run_by_id(run_id)
         if run is not None:
