@@ -28,6 +28,7 @@ from collections import defaultdict
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from dagster import (
@@ -104,6 +105,20 @@ def _refresh(harness: PipelineHarness, requests: list[RunRequest]) -> None:
             raise_on_error=False,
         )
         assert result.success
+
+
+def _scheduled_partition(harness: PipelineHarness, job: str, when: datetime) -> str | None:
+    """The partition the job's schedule asks for at `when`."""
+    schedule = harness.defs.get_schedule_def(f"{job}_schedule")
+    context = build_schedule_context(instance=harness.instance, scheduled_execution_time=when)
+    (request,) = schedule.evaluate_tick(context).run_requests or []
+    return request.partition_key
+
+
+def _run_reports(harness: PipelineHarness, job: str, partition: str) -> Any:
+    return harness.defs.resolve_job_def(job).execute_in_process(
+        instance=harness.instance, partition_key=partition, raise_on_error=False
+    )
 
 
 def _expected(harness: PipelineHarness) -> dict[tuple[date, str], dict]:
@@ -239,18 +254,9 @@ def test_daily_aggregates_follow_the_scores(tmp_path: Path, warehouse_url: str) 
 
     # The morning schedule writes the day before's reports: the centre's in the UI with its
     # charts, each team's in the bucket.
-    schedule = harness.defs.get_schedule_def("daily_team_reports_job_schedule")
     morning = datetime(2026, 11, 21, 6, 0, tzinfo=UTC)
-    (scheduled,) = (
-        schedule.evaluate_tick(
-            build_schedule_context(instance=harness.instance, scheduled_execution_time=morning)
-        ).run_requests
-        or []
-    )
-    assert scheduled.partition_key == "2026-11-20"
-    reports = harness.defs.resolve_job_def("daily_team_reports_job").execute_in_process(
-        instance=harness.instance, partition_key="2026-11-20", raise_on_error=False
-    )
+    assert _scheduled_partition(harness, "daily_team_reports_job", morning) == "2026-11-20"
+    reports = _run_reports(harness, "daily_team_reports_job", "2026-11-20")
     assert reports.success
     for team in ("centre", "cards", "loans"):
         prefix = f"reports/daily/2026-11-20/{team}/"
@@ -266,18 +272,9 @@ def test_daily_aggregates_follow_the_scores(tmp_path: Path, warehouse_url: str) 
     assert "**Consultations:** 4 (4 scored, 0 failed), **agents:** 3" in shown
 
     # Each Monday morning, the week before: Monday 16 to Sunday 22 November.
-    weekly = harness.defs.get_schedule_def("weekly_team_reports_job_schedule")
     monday = datetime(2026, 11, 23, 6, 0, tzinfo=UTC)
-    (scheduled,) = (
-        weekly.evaluate_tick(
-            build_schedule_context(instance=harness.instance, scheduled_execution_time=monday)
-        ).run_requests
-        or []
-    )
-    assert scheduled.partition_key == "2026-11-16"
-    week = harness.defs.resolve_job_def("weekly_team_reports_job").execute_in_process(
-        instance=harness.instance, partition_key="2026-11-16", raise_on_error=False
-    )
+    assert _scheduled_partition(harness, "weekly_team_reports_job", monday) == "2026-11-16"
+    week = _run_reports(harness, "weekly_team_reports_job", "2026-11-16")
     assert week.success
     for team in ("centre", "cards", "loans"):
         prefix = f"reports/weekly/2026-11-16/{team}/"

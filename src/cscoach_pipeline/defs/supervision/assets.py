@@ -136,8 +136,11 @@ def _key_part(team: str) -> str:
     return re.sub(r"[^\w.-]+", "_", team).strip("_") or "team"
 
 
-def write_reports(store: ObjectStore, prefix: str, reports: Sequence[TeamReport]) -> dict[str, str]:
-    """Each report's Markdown and charts under `prefix/<team>/`; where each report.md is."""
+def write_reports(
+    store: ObjectStore, prefix: str, reports: Sequence[TeamReport]
+) -> MaterializeResult:
+    """Each report's Markdown and charts under `prefix/<team>/`; the centre's (the first)
+    shown inline, and where every report.md is."""
     locations: dict[str, str] = {}
     for report in reports:
         folder = f"{prefix.rstrip('/')}/{_key_part(report.name)}/"
@@ -145,7 +148,13 @@ def write_reports(store: ObjectStore, prefix: str, reports: Sequence[TeamReport]
             store.write_bytes(folder + file_name, png, "image/png")
         store.write_bytes(folder + "report.md", report.markdown.encode(), "text/markdown")
         locations[report.name] = store.locate(folder + "report.md")
-    return locations
+    return MaterializeResult(
+        metadata={
+            "teams": len(reports) - 1,
+            "report": MetadataValue.md(reports[0].inline_markdown()),
+            "reports": MetadataValue.json(locations),
+        }
+    )
 
 
 def _scopes(trends: Sequence[Mapping[str, Any]], first: date, last: date) -> list[str]:
@@ -190,14 +199,7 @@ def build_report_assets(
             for team in _scopes(trends, day, day)
         ]
         prefix = f"{supervision.reports_prefix.rstrip('/')}/daily/{day}"
-        locations = write_reports(bucket.store(), prefix, reports)
-        return MaterializeResult(
-            metadata={
-                "teams": len(reports) - 1,
-                "report": MetadataValue.md(reports[0].inline_markdown()),
-                "reports": MetadataValue.json(locations),
-            }
-        )
+        return write_reports(bucket.store(), prefix, reports)
 
     @asset(
         partitions_def=weeks,
@@ -228,13 +230,6 @@ def build_report_assets(
             week = combine(in_week) if in_week else None
             reports.append(weekly_team_report(team, first, last, trend, week, agents))
         prefix = f"{supervision.reports_prefix.rstrip('/')}/weekly/{first}"
-        locations = write_reports(bucket.store(), prefix, reports)
-        return MaterializeResult(
-            metadata={
-                "teams": len(reports) - 1,
-                "report": MetadataValue.md(reports[0].inline_markdown()),
-                "reports": MetadataValue.json(locations),
-            }
-        )
+        return write_reports(bucket.store(), prefix, reports)
 
     return [daily_team_reports, weekly_team_reports]

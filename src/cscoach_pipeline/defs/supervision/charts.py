@@ -132,19 +132,7 @@ def team_report(
             f"**escalated:** {_figure_of(_percent(today['escalated_rate']), '%')}, "
             f"**customer sentiment at the end:** {_figure_of(today['customer_sentiment_end'])}",
         ]
-    lines += [
-        "",
-        "## Score trend",
-        "![score trend](score_trend.png)",
-        "",
-        "## Agents",
-        "![agent ranking](agent_ranking.png)",
-        "",
-        "## Scorecard by agent",
-        "![scorecard heat map](scorecard_heat_map.png)",
-        "",
-    ]
-    return TeamReport(team, "\n".join(lines), charts)
+    return TeamReport(team, "\n".join([*lines, *_chart_sections("Agents")]), charts)
 
 
 def weekly_team_report(
@@ -189,19 +177,24 @@ def weekly_team_report(
                 if first <= r["day"] <= last
             ),
         ]
-    lines += [
+    lines += _chart_sections("Agents over the week")
+    return TeamReport(team, "\n".join(lines), charts)
+
+
+def _chart_sections(agents_heading: str) -> list[str]:
+    """The three charts under their headings, linked by file name (inlined for the UI)."""
+    return [
         "",
         "## Score trend",
         "![score trend](score_trend.png)",
         "",
-        "## Agents over the week",
+        f"## {agents_heading}",
         "![agent ranking](agent_ranking.png)",
         "",
         "## Scorecard by agent",
         "![scorecard heat map](scorecard_heat_map.png)",
         "",
     ]
-    return TeamReport(team, "\n".join(lines), charts)
 
 
 def _percent(value: float | None) -> float | None:

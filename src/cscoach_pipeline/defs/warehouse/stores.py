@@ -847,14 +847,12 @@ class AlertStore(TableAccess):
                         )
                     ).scalars()
                 )
-            new = [dict(i) for i in items if i["dedup_key"] not in known]
             now = utcnow()
-            seen: set[str] = set()
             rows = []
-            for item in new:
-                if item["dedup_key"] in seen:
+            for item in items:
+                if item["dedup_key"] in known:
                     continue
-                seen.add(item["dedup_key"])
+                known.add(item["dedup_key"])  # and once within this call
                 rows.append(
                     {
                         "channel": channel,
@@ -890,39 +888,31 @@ class AlertStore(TableAccess):
 
     def mark_sent(self, alert_ids: Sequence[int]) -> None:
         now = utcnow()
-        self._update(alert_ids, status="sent", sent_at=now, last_attempt_at=now, last_error=None)
+        self._attempted(alert_ids, status="sent", sent_at=now, last_attempt_at=now, last_error=None)
 
     def mark_failed(self, alert_ids: Sequence[int], error: str, *, give_up_after: int) -> None:
         """One more failed attempt; after `give_up_after` attempts the alert is `failed`."""
-        t = tables.alert_outbox
-        with self.engine.begin() as conn:
-            for start in range(0, len(alert_ids), _CHUNK):
-                chunk = list(alert_ids[start : start + _CHUNK])
-                conn.execute(
-                    t.update()
-                    .where(t.c.alert_id.in_(chunk))
-                    .values(
-                        attempts=t.c.attempts + 1,
-                        last_error=error,
-                        last_attempt_at=utcnow().astimezone(UTC),
-                    )
-                )
-                conn.execute(
-                    t.update()
-                    .where(t.c.alert_id.in_(chunk), t.c.attempts >= give_up_after)
-                    .values(status="failed")
-                )
+        self._attempted(
+            alert_ids, give_up_after=give_up_after, last_error=error, last_attempt_at=utcnow()
+        )
 
-    def _update(self, alert_ids: Sequence[int], **values: Any) -> None:
+    def _attempted(
+        self, alert_ids: Sequence[int], *, give_up_after: int | None = None, **values: Any
+    ) -> None:
+        """Count one more attempt and set `values`, in one transaction."""
         t = tables.alert_outbox
         with self.engine.begin() as conn:
             for start in range(0, len(alert_ids), _CHUNK):
-                chunk = list(alert_ids[start : start + _CHUNK])
+                chunk = t.c.alert_id.in_(list(alert_ids[start : start + _CHUNK]))
                 conn.execute(
-                    t.update()
-                    .where(t.c.alert_id.in_(chunk))
-                    .values(attempts=t.c.attempts + 1, **_utc_values(values))
+                    t.update().where(chunk).values(attempts=t.c.attempts + 1, **_utc_values(values))
                 )
+                if give_up_after is not None:
+                    conn.execute(
+                        t.update()
+                        .where(chunk, t.c.attempts >= give_up_after)
+                        .values(status="failed")
+                    )
 
 
 class AnalysisCacheStore(TableAccess):
