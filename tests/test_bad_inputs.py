@@ -1,5 +1,6 @@
 """Bad input fails on its own partition with a readable reason, in `consultation_status` and
-in the Dagster run, while good files dropped alongside keep flowing; silence is `no_speech`,
+in the Dagster run (a failed `input_readable` check where it was found, the rest skipped),
+while good files dropped alongside keep flowing; silence is `no_speech`,
 not a hallucinated sentence; the sensor never crashes; originals are never touched."""
 
 from __future__ import annotations
@@ -59,16 +60,54 @@ def test_each_file_gets_its_own_outcome(
         assert reason in row["error"]
 
 
-def test_failures_are_readable_in_the_dagster_run(bad_batch: PipelineHarness) -> None:
-    by_key = {
-        row["source_key"]: row for row in bad_batch.table("consultation_status").to_dict("records")
+@pytest.mark.parametrize(
+    ("name", "stage", "reason"),
+    [
+        ("empty.wav", "consultation_upload", "empty file (0 bytes)"),
+        ("huge.wav", "consultation_upload", "above the 1.0 MB limit"),
+        ("corrupt.mp3", "consultation_audio", "corrupt or unreadable media"),
+        ("no-audio.mp4", "consultation_audio", "the video has no audio track"),
+        ("not-text.txt", "raw_transcript", "file is not text"),
+    ],
+)
+def test_an_unreadable_file_ends_as_a_failed_check_where_it_was_found(
+    bad_batch: PipelineHarness, name: str, stage: str, reason: str
+) -> None:
+    """The run succeeds: the step that could not read the file logs a failed
+    `input_readable` check with the reason on its partition and materializes nothing, so
+    every step after it is skipped rather than failed (no red boxes downstream)."""
+    consultation_id = bad_batch.status_by_key()[f"incoming/{name}"]["consultation_id"]
+    result = bad_batch.results[consultation_id]
+    assert result.success
+    events = result.all_events
+    checks = [
+        e.event_specific_data for e in events if e.event_type_value == "ASSET_CHECK_EVALUATION"
+    ]
+    failed = [c for c in checks if not c.passed]
+    assert [(c.asset_key.path[-1], c.check_name) for c in failed] == [(stage, "input_readable")]
+    assert failed[0].partition == consultation_id
+    assert reason in failed[0].description and failed[0].severity.value == "ERROR"
+    assert all(e.event_type_value != "STEP_FAILURE" for e in events)
+    materialized = {
+        e.asset_key.path[-1] for e in events if e.event_type_value == "ASSET_MATERIALIZATION"
     }
-    corrupt_id = by_key["incoming/corrupt.mp3"]["consultation_id"]
-    result = bad_batch.results[corrupt_id]
-    assert not result.success
-    failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
-    assert failure.step_key == "consultation_audio"
-    assert "corrupt or unreadable media" in failure.event_specific_data.error.message
+    assert stage not in materialized and "quality_metrics" not in materialized
+    skipped = {e.step_key for e in events if e.event_type_value == "STEP_SKIPPED"}
+    assert "analyse_and_score" in skipped and "transcript" in skipped
+
+
+def test_a_readable_file_passes_its_input_checks(bad_batch: PipelineHarness) -> None:
+    fine_id = bad_batch.status_by_key()["incoming/fine.txt"]["consultation_id"]
+    checks = [
+        e.event_specific_data
+        for e in bad_batch.results[fine_id].all_events
+        if e.event_type_value == "ASSET_CHECK_EVALUATION"
+        and e.event_specific_data.check_name == "input_readable"
+    ]
+    assert {c.asset_key.path[-1] for c in checks} == {
+        "consultation_upload", "consultation_audio", "raw_transcript",
+    }  # fmt: skip
+    assert all(c.passed and c.target_materialization_data is not None for c in checks)
 
 
 def test_silence_does_not_produce_text(bad_batch: PipelineHarness) -> None:

@@ -55,8 +55,18 @@ def test_real_definitions_list_every_stage(embedded_env: Path) -> None:
         "daily_team_reports",
         "weekly_team_reports",
     }
-    checks = {key.name for key in loaded.get_repository_def().asset_graph.asset_check_keys}
-    assert checks == {"transcript_confidence", "no_pii_left", "analysis_valid"}
+    checks = {
+        (key.asset_key.path[-1], key.name)
+        for key in loaded.get_repository_def().asset_graph.asset_check_keys
+    }
+    assert checks == {
+        ("consultation_upload", "input_readable"),
+        ("consultation_audio", "input_readable"),
+        ("raw_transcript", "input_readable"),
+        ("transcript", "transcript_confidence"),
+        ("transcript", "no_pii_left"),
+        ("consultation_analysis", "analysis_valid"),
+    }
     jobs = {job.name for job in loaded.jobs or []}
     assert jobs == {
         "process_consultation", "reanalyze_consultations", "requeue_consultations",

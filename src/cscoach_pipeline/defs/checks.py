@@ -39,11 +39,19 @@ class CheckOutcome:
     error: bool = False
 
     def evaluation(
-        self, instance: DagsterInstance, asset_key: AssetKey, partition: str
+        self,
+        instance: DagsterInstance,
+        asset_key: AssetKey,
+        partition: str,
+        of_materialization: bool = True,
     ) -> AssetCheckEvaluation:
         """The evaluation on `partition`, pointing at its latest materialization: only then
         does the UI count it as the partition's current result (Checks → Partitions). So it
-        is made after the step's materialization was recorded."""
+        is made after the step's materialization was recorded. A step that materialized
+        nothing (its input was unreadable) points at nothing."""
+        target = (
+            _latest_materialization(instance, asset_key, partition) if of_materialization else None
+        )
         return AssetCheckEvaluation(
             asset_key=asset_key,
             check_name=self.name,
@@ -52,7 +60,7 @@ class CheckOutcome:
             metadata=self.metadata,
             description=self.description,
             severity=AssetCheckSeverity.ERROR if self.error else AssetCheckSeverity.WARN,
-            target_materialization_data=_latest_materialization(instance, asset_key, partition),
+            target_materialization_data=target,
         )
 
 
@@ -82,6 +90,27 @@ def _latest_materialization(
         storage_id=latest.storage_id, run_id=latest.event_log_entry.run_id,
         timestamp=latest.timestamp,
     )  # fmt: skip
+
+
+INPUT_READABLE = "input_readable"
+INPUT_READABLE_TEXT = (
+    "the original could be read at this stage; a file that cannot ends here, with its "
+    "reason, and nothing downstream runs for it"
+)
+
+
+def input_readable(passed: bool, stage: str = "", reason: str = "") -> CheckOutcome:
+    """Whether a step that reads the original could: failed, it says where and why."""
+    if passed:
+        return CheckOutcome(INPUT_READABLE, True, "read")
+    shown = redact_text(reason)
+    return CheckOutcome(
+        INPUT_READABLE,
+        False,
+        f"{stage}: {shown}",
+        {"stage": stage, "reason": shown, "failure_kind": "input"},
+        error=True,
+    )
 
 
 def guarded_check(name: str, check: Callable[[], CheckOutcome]) -> CheckOutcome:

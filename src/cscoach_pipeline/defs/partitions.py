@@ -7,9 +7,6 @@ consultation_partitions = DynamicPartitionsDefinition(name="consultations")
 
 CONSULTATION_GROUP = "consultation"
 
-# Spread into every per-consultation @asset.
-CONSULTATION_ASSET = {"partitions_def": consultation_partitions, "group_name": CONSULTATION_GROUP}
-
 # Celery queues steps are routed to by what they need (ignored by the in-process executor):
 # `make worker QUEUES=stt` on a box that transcribes, QUEUES=analysis for one that calls the
 # LLM; light steps go to Dagster's default queue.

@@ -1,5 +1,11 @@
 """What every consultation asset shares: finding its source object, checking the run still
-owns it, and recording failures with their kind (the file's fault, or an outage to retry)."""
+owns it, and recording failures with their kind (the file's fault, or an outage to retry).
+
+A file that cannot be read ends where it was found: the step that reads it records the
+reason, logs a failed `input_readable` check on its own partition and materializes nothing,
+so everything downstream is skipped and the run succeeds. One corrupt upload is a red check
+beside a grey (skipped) branch, not a graph in red; the consultation is `failed` in
+`consultation_status` with its reason, and the alert and the run tag say it too."""
 
 from __future__ import annotations
 
@@ -11,12 +17,16 @@ from typing import Any, NoReturn
 
 from dagster import (
     AssetCheckEvaluation,
+    AssetCheckKey,
     AssetExecutionContext,
     AssetObservation,
+    AssetsDefinition,
+    AssetSpec,
     Failure,
     MaterializeResult,
     MetadataValue,
     RetryRequested,
+    multi_asset,
 )
 from sqlalchemy.exc import (
     DBAPIError,
@@ -29,11 +39,18 @@ from sqlalchemy.exc import (
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
 from cscoach_pipeline.defs.analysis.analyzers import AnalysisError
-from cscoach_pipeline.defs.checks import CheckOutcome
+from cscoach_pipeline.defs.checks import (
+    INPUT_READABLE,
+    INPUT_READABLE_TEXT,
+    CheckOutcome,
+    consultation_checks,
+    input_readable,
+)
 from cscoach_pipeline.defs.ingest.context import ConsultationContext
 from cscoach_pipeline.defs.ingest.partition_keys import display_key
 from cscoach_pipeline.defs.ingest.storage import ObjectNotFound, StorageError
 from cscoach_pipeline.defs.ingest.storage.base import DISK_ERRNOS
+from cscoach_pipeline.defs.partitions import CONSULTATION_GROUP, consultation_partitions
 from cscoach_pipeline.defs.privacy.pii import redact_text
 from cscoach_pipeline.defs.recovery.policy import (
     AGENT_TAG,
@@ -61,6 +78,19 @@ class ConsultationSource:
     def shown_key(self) -> str:
         """The key as tables, metadata and logs show it (no PII from the file name)."""
         return display_key(self.source_key)
+
+
+class InputRejected(Failure):
+    """The file's own fault (unreadable, empty, too large, a missing file it needs): it will
+    not get better by retrying."""
+
+    def __init__(self, stage: str, reason: str) -> None:
+        super().__init__(
+            description=reason,
+            metadata={"reason": reason, "stage": stage, "failure_kind": FailureKind.INPUT.value},
+        )
+        self.stage = stage
+        self.reason = reason
 
 
 class Superseded(Exception):
@@ -148,10 +178,13 @@ def _fail(
     stage: str,
     reason: str,
     kind: FailureKind = FailureKind.INPUT,
+    rejected: bool = False,
 ) -> NoReturn:
     # Store messages quote the object key: show it as tables do, without PII from the name.
     reason = reason.replace(source.source_key, source.shown_key)
     _record_failure(context, warehouse, source, stage, reason, kind)
+    if rejected:
+        raise InputRejected(stage, reason) from None
     raise Failure(
         description=reason,
         metadata={"reason": reason, "stage": stage, "failure_kind": kind.value},
@@ -246,8 +279,12 @@ def consultation_step(
             metadata={"stage": stage, "failure_kind": FailureKind.SUPERSEDED.value},
         ) from None
     except ObjectNotFound as exc:
-        _fail(context, warehouse, source, stage, f"a file this step needs is missing: {exc}")
-    except (ConsultationInputError, AnalysisError) as exc:
+        missing = f"a file this step needs is missing: {exc}"
+        _fail(context, warehouse, source, stage, missing, rejected=True)
+    except ConsultationInputError as exc:
+        _fail(context, warehouse, source, stage, str(exc), rejected=True)
+    except AnalysisError as exc:
+        # Not retried either, but the model's answer, not the file: a failed step.
         _fail(context, warehouse, source, stage, str(exc))
     except (Failure, RetryRequested):
         raise
@@ -330,18 +367,16 @@ def _done(
     return result.metadata
 
 
-def materialize_checked_consultations(
-    context: AssetExecutionContext,
-    warehouse: WarehouseResource,
-    stage: str,
-    work: Callable[[ConsultationSource], Mapping[str, Any] | StepResult],
-) -> Iterator[MaterializeResult | AssetCheckEvaluation]:
-    """`materialize_consultations` for a multi-asset with checks: the materialization first,
-    then each consultation's check evaluations on its own partition, pointing at it."""
-    checked: list[tuple[str, CheckOutcome]] = []
-    yield materialize_consultations(context, warehouse, stage, work, checked)
-    for key, outcome in checked:
-        yield outcome.evaluation(context.instance, context.asset_key, key)
+def _checks_input(context: AssetExecutionContext) -> bool:
+    return AssetCheckKey(context.asset_key, INPUT_READABLE) in context.selected_asset_check_keys
+
+
+def _rejection(
+    context: AssetExecutionContext, key: str, rejected: InputRejected
+) -> AssetCheckEvaluation:
+    context.log.error(f"{key}: {rejected.stage}: {redact_text(rejected.reason)}")
+    outcome = input_readable(False, rejected.stage, rejected.reason)
+    return outcome.evaluation(context.instance, context.asset_key, key, of_materialization=False)
 
 
 def materialize_consultations(
@@ -349,45 +384,101 @@ def materialize_consultations(
     warehouse: WarehouseResource,
     stage: str,
     work: Callable[[ConsultationSource], Mapping[str, Any] | StepResult],
-    checked: list[tuple[str, CheckOutcome]] | None = None,
-) -> MaterializeResult:
-    """One step of the per-consultation job: `work` gives a consultation's metadata.
+) -> Iterator[MaterializeResult | AssetCheckEvaluation]:
+    """One step of the per-consultation job: `work` gives a consultation's metadata (and its
+    checks' outcomes, logged after the materialization on each consultation's partition,
+    pointing at it).
+
+    An asset with the `input_readable` check (`input_reading_asset`) ends a file it cannot
+    read with that check failed and no materialization, so its downstream is skipped.
 
     In a batch run (several new chats, one launch) each member is worked on in turn with its
     own failure handling and its metadata goes on its partition as an observation; if any
     member failed, the step fails after the others, and the run-failure sensor runs the
     members that did not fail again on their own (defs/recovery/run_status.py)."""
-    checked = [] if checked is None else checked
+    checked: list[tuple[str, CheckOutcome]] = []
+    reads_input = _checks_input(context)
     members = run_members(context)
     if members is None:
-        with consultation_step(context, warehouse, stage) as source:
-            metadata = _done(work(source), source.consultation_id, checked)
-        return MaterializeResult(metadata=metadata)
-    failures: dict[str, str] = {}
-    for key, version in members:
+        key = context.partition_key
         try:
-            with consultation_step(context, warehouse, stage, key, version) as source:
+            with consultation_step(context, warehouse, stage) as source:
                 metadata = _done(work(source), key, checked)
-        except Failure as exc:
-            if is_superseded(exc):
-                # A newer version of this file runs on its own: not a failure of the batch.
-                context.log.info(f"{key}: {exc.description}")
+        except InputRejected as exc:
+            if not reads_input:
+                raise
+            yield _rejection(context, key, exc)
+            return
+        if reads_input:
+            checked.append((key, input_readable(True)))
+        yield MaterializeResult(asset_key=context.asset_key, metadata=metadata)
+    else:
+        failures: dict[str, str] = {}
+        for key, version in members:
+            try:
+                with consultation_step(context, warehouse, stage, key, version) as source:
+                    metadata = _done(work(source), key, checked)
+            except InputRejected as exc:
+                if reads_input:
+                    yield _rejection(context, key, exc)
+                failures[key] = exc.description or "failed"
                 continue
-            failures[key] = exc.description or "failed"
-            continue
-        except RetryRequested:
-            raise  # an outage: the whole step is retried (its writes are idempotent)
-        except Exception as exc:  # recorded on the consultation by consultation_step
-            failures[key] = f"{type(exc).__name__}: {exc}"
-            continue
-        context.log_event(AssetObservation(context.asset_key, partition=key, metadata=metadata))
-    if failures:
-        listed = "; ".join(f"{k}: {v}" for k, v in sorted(failures.items())[:10])
-        raise Failure(
-            description=f"{len(failures)} of {len(members)} consultations of this batch failed "
-            f"({listed}); the others run again on their own",
-            metadata={"failed": MetadataValue.json(failures), "stage": stage},
+            except Failure as exc:
+                if is_superseded(exc):
+                    # A newer version of this file runs on its own: not a failure of the batch.
+                    context.log.info(f"{key}: {exc.description}")
+                    continue
+                failures[key] = exc.description or "failed"
+                continue
+            except RetryRequested:
+                raise  # an outage: the whole step is retried (its writes are idempotent)
+            except Exception as exc:  # recorded on the consultation by consultation_step
+                failures[key] = f"{type(exc).__name__}: {exc}"
+                continue
+            if reads_input:
+                checked.append((key, input_readable(True)))
+            context.log_event(AssetObservation(context.asset_key, partition=key, metadata=metadata))
+        if failures:
+            listed = "; ".join(f"{k}: {v}" for k, v in sorted(failures.items())[:10])
+            raise Failure(
+                description=f"{len(failures)} of {len(members)} consultations of this batch "
+                f"failed ({listed}); the others run again on their own",
+                metadata={"failed": MetadataValue.json(failures), "stage": stage},
+            )
+        yield MaterializeResult(
+            asset_key=context.asset_key,
+            metadata={"batch_of": len(members), "details": "each consultation's observation"},
         )
-    return MaterializeResult(
-        metadata={"batch_of": len(members), "details": "each consultation's observation"}
+    for key, outcome in checked:
+        yield outcome.evaluation(context.instance, context.asset_key, key)
+
+
+def input_reading_asset(
+    name: str,
+    *,
+    deps: Sequence[Any],
+    kinds: set[str],
+    description: str,
+    op_tags: Mapping[str, str] | None = None,
+) -> Callable[[Callable[..., Any]], AssetsDefinition]:
+    """A per-consultation asset whose step reads the original (or what was made from it):
+    skippable, with its `input_readable` check. Checks are logged per consultation, not
+    returned as outputs: with `can_subset` they are optional outputs."""
+    return multi_asset(
+        name=name,
+        specs=[
+            AssetSpec(
+                name,
+                deps=deps,
+                kinds=kinds,
+                code_version="1",
+                group_name=CONSULTATION_GROUP,
+                description=description,
+                skippable=True,
+            )
+        ],
+        partitions_def=consultation_partitions,
+        check_specs=consultation_checks(name, [(INPUT_READABLE, INPUT_READABLE_TEXT)]),
+        can_subset=True,
+        op_tags=op_tags,
     )

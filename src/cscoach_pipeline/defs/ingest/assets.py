@@ -1,17 +1,18 @@
 """The ingest stage's asset: the original object, as the bucket sensor found it."""
 
 import time
+from collections.abc import Iterator
 from typing import Any
 
-from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
+from dagster import AssetCheckEvaluation, AssetExecutionContext, MaterializeResult, MetadataValue
 
 from cscoach_pipeline.defs.ingest.partition_keys import display_key
 from cscoach_pipeline.defs.ingest.resources import BucketResource
 from cscoach_pipeline.defs.ingest.upload import inspect_upload
-from cscoach_pipeline.defs.partitions import CONSULTATION_ASSET
 from cscoach_pipeline.defs.recovery.resources import RecoveryResource
 from cscoach_pipeline.defs.steps import (
     ConsultationSource,
+    input_reading_asset,
     materialize_consultations,
     record_status,
     tag_run_with_people,
@@ -19,10 +20,10 @@ from cscoach_pipeline.defs.steps import (
 from cscoach_pipeline.defs.warehouse.resources import WarehouseResource
 
 
-@asset(
-    **CONSULTATION_ASSET,
+@input_reading_asset(
+    "consultation_upload",
+    deps=[],
     kinds={"file"},
-    code_version="1",
     description="The original object in the bucket: key, size, sha256, type, upload time.",
 )
 def consultation_upload(
@@ -30,7 +31,7 @@ def consultation_upload(
     bucket: BucketResource,
     warehouse: WarehouseResource,
     recovery: RecoveryResource,
-) -> MaterializeResult:
+) -> Iterator[MaterializeResult | AssetCheckEvaluation]:
     def work(source: ConsultationSource) -> dict[str, Any]:
         started = time.perf_counter()
         record_status(context, warehouse, source, "processing", "consultation_upload")
@@ -54,4 +55,4 @@ def consultation_upload(
             "elapsed_s": round(time.perf_counter() - started, 3),
         }
 
-    return materialize_consultations(context, warehouse, "consultation_upload", work)
+    yield from materialize_consultations(context, warehouse, "consultation_upload", work)

@@ -32,7 +32,7 @@ from cscoach_pipeline.defs.speech.transcript import Transcript
 from cscoach_pipeline.defs.steps import (
     ConsultationSource,
     StepResult,
-    materialize_checked_consultations,
+    materialize_consultations,
     record_status,
 )
 from cscoach_pipeline.defs.warehouse.resources import WarehouseResource
@@ -96,4 +96,4 @@ def transcript(
         return StepResult(metadata, checks)
 
     # Yielded, not returned: a multi-asset's returned value is read as one per output.
-    yield from materialize_checked_consultations(context, warehouse, "transcript", work)
+    yield from materialize_consultations(context, warehouse, "transcript", work)

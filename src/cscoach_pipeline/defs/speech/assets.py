@@ -1,14 +1,15 @@
 """The speech stage's assets: audio extracted from the original, then its raw transcript."""
 
 import time
+from collections.abc import Iterator
 from typing import Any
 
-from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
+from dagster import AssetCheckEvaluation, AssetExecutionContext, MaterializeResult, MetadataValue
 
 from cscoach_pipeline.defs.ingest.assets import consultation_upload
 from cscoach_pipeline.defs.ingest.file_types import FileType
 from cscoach_pipeline.defs.ingest.resources import BucketResource
-from cscoach_pipeline.defs.partitions import CONSULTATION_ASSET, STT_QUEUE
+from cscoach_pipeline.defs.partitions import STT_QUEUE
 from cscoach_pipeline.defs.recovery.resources import RecoveryResource
 from cscoach_pipeline.defs.speech.audio import AUDIO_ARTIFACT, prepare_audio
 from cscoach_pipeline.defs.speech.raw_transcript import (
@@ -17,16 +18,19 @@ from cscoach_pipeline.defs.speech.raw_transcript import (
     transcript_metadata,
 )
 from cscoach_pipeline.defs.speech.resources import MediaResource, SpeechToTextResource
-from cscoach_pipeline.defs.steps import ConsultationSource, materialize_consultations
+from cscoach_pipeline.defs.steps import (
+    ConsultationSource,
+    input_reading_asset,
+    materialize_consultations,
+)
 from cscoach_pipeline.defs.warehouse.resources import WarehouseResource
 
 
-@asset(
-    **CONSULTATION_ASSET,
+@input_reading_asset(
+    "consultation_audio",
     deps=[consultation_upload],
     kinds={"ffmpeg"},
     op_tags=STT_QUEUE,
-    code_version="1",
     description="16 kHz PCM audio; two-channel calls keep agent and customer channels apart.",
 )
 def consultation_audio(
@@ -35,7 +39,7 @@ def consultation_audio(
     warehouse: WarehouseResource,
     media: MediaResource,
     recovery: RecoveryResource,
-) -> MaterializeResult:
+) -> Iterator[MaterializeResult | AssetCheckEvaluation]:
     def work(source: ConsultationSource) -> dict[str, Any]:
         row = warehouse.consultations.get(source.consultation_id)
         if row["file_type"] == FileType.TEXT:
@@ -56,15 +60,14 @@ def consultation_audio(
             "elapsed_s": round(time.perf_counter() - started, 3),
         }
 
-    return materialize_consultations(context, warehouse, "consultation_audio", work)
+    yield from materialize_consultations(context, warehouse, "consultation_audio", work)
 
 
-@asset(
-    **CONSULTATION_ASSET,
+@input_reading_asset(
+    "raw_transcript",
     deps=[consultation_audio],
     kinds={"whisper"},
     op_tags=STT_QUEUE,
-    code_version="1",
     description="Unredacted transcript (Whisper or imported text), kept only in the bucket's "
     "private artifacts area.",
 )
@@ -74,7 +77,7 @@ def raw_transcript(
     warehouse: WarehouseResource,
     speech_to_text: SpeechToTextResource,
     recovery: RecoveryResource,
-) -> MaterializeResult:
+) -> Iterator[MaterializeResult | AssetCheckEvaluation]:
     def work(source: ConsultationSource) -> dict[str, Any]:
         consultation = warehouse.consultations.get(source.consultation_id)
         started = time.perf_counter()
@@ -93,4 +96,4 @@ def raw_transcript(
         artifacts.write_json(RAW_TRANSCRIPT_ARTIFACT, result.model_dump(mode="json"))
         return transcript_metadata(result, elapsed, speech_to_text, model_was_loaded)
 
-    return materialize_consultations(context, warehouse, "raw_transcript", work)
+    yield from materialize_consultations(context, warehouse, "raw_transcript", work)
