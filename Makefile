@@ -29,8 +29,9 @@ ifneq ($(shell $(BIN)/python -m pip --version >/dev/null 2>&1 && echo ok),ok)
 endif
 endif
 
-## setup: Debian ffmpeg if absent, then .venv with the project and its dependencies
-setup: $(VENV)/.installed
+## setup: Debian ffmpeg if absent, then .venv with the project, its dependencies and mono
+##      diarization (CPU torch, then Resemblyzer)
+setup: $(VENV)/.installed $(VENV)/.installed-diarization
 	@command -v ffmpeg >/dev/null && command -v ffprobe >/dev/null || $(MAKE) --no-print-directory apt PKGS="ffmpeg"
 
 $(VENV)/.installed: pyproject.toml
@@ -82,6 +83,11 @@ setup-openai-whisper: $(VENV)/.installed-openai-whisper
 $(VENV)/.installed-openai-whisper: $(VENV)/.installed
 	$(BIN)/python -m pip install --quiet $(TORCH_PIP_ARGS) '$(TORCH_SPEC)'
 	$(BIN)/python -m pip install --quiet -e '.[openai-whisper]'
+	touch $@
+
+$(VENV)/.installed-diarization: $(VENV)/.installed
+	$(BIN)/python -m pip install --quiet $(TORCH_PIP_ARGS) '$(TORCH_SPEC)'
+	$(BIN)/python -m pip install --quiet -e '.[diarization]'
 	touch $@
 
 apt:

@@ -1,7 +1,8 @@
 """End to end on the embedded default, with the real machinery: files dropped into a folder
 bucket, the real sensor evaluated against a real Dagster instance, the real job executed
 per partition with ffmpeg, the bundled Whisper tiny.en model and the local analyzer, and
-assertions on the BI tables: transcript accuracy (WER), speakers from stereo channels, PII
+assertions on the BI tables: transcript accuracy (WER), speakers from stereo channels and
+from mono diarization, PII
 absent from every table, a good call scored above a bad one, originals untouched."""
 
 from __future__ import annotations
@@ -77,8 +78,33 @@ def test_stereo_channels_become_agent_and_customer(spoken_run: PipelineHarness) 
     assert next(v for k, v in by_text.items() if "lost my credit card" in k) == "customer"
     assert stereo.start_s.is_monotonic_increasing
     assert ((stereo.end_s > stereo.start_s) & stereo.confidence.between(0, 1)).all()
+
+
+def test_a_mono_mp3_gets_its_speakers_from_diarization(spoken_run: PipelineHarness) -> None:
+    """The mono mix of the same call: speakers from Resemblyzer's voice embeddings, the agent
+    from what they say, recorded with its confidence; talk share and loudness in the table."""
+    segments = spoken_run.table("transcript_segments")
     mono = segments[segments.consultation_id == _id(spoken_run, "good-mono.mp3")]
-    assert set(mono.speaker) == {"unknown"}
+    by_text = {row.text.lower(): row.speaker for row in mono.itertuples()}
+    assert next(v for k, v in by_text.items() if "thank you for calling" in k) == "agent"
+    assert next(v for k, v in by_text.items() if "lost my credit card" in k) == "customer"
+    row = (
+        spoken_run.table("consultations")
+        .set_index("source_key")
+        .loc["incoming/team-a/agent-2/good-mono.mp3"]
+    )
+    assert row.speakers_from == "diarization" and row.speaker_count == 2
+    assert row.agent_channel_detected == 0 and row.speaker_role_confidence >= 0.8
+    stereo_row = (
+        spoken_run.table("consultations")
+        .set_index("source_key")
+        .loc["incoming/team-a/agent-1/good call.wav"]
+    )
+    assert stereo_row.speakers_from == "channels" and stereo_row.agent_channel_detected == 0
+    metrics = spoken_run.table("quality_metrics").set_index("consultation_id")
+    scored = metrics.loc[_id(spoken_run, "good-mono.mp3")]
+    assert 0.3 < scored.agent_talk_share < 0.8 and scored.unknown_talk_s == 0
+    assert scored.agent_loudness_dbfs < 0 and scored.raised_voice_count >= 0
 
 
 def test_consultation_rows_describe_the_files(spoken_run: PipelineHarness) -> None:

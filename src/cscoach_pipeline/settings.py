@@ -88,6 +88,10 @@ class Settings(BaseSettings):
     whisper_model: str = ""
     whisper_language: str = ""
     agent_channel: int = Field(default=0, ge=0, le=1)
+    # detect: what the speakers say decides the agent (agent_channel a prior); channel: forced.
+    speaker_roles: Literal["detect", "channel"] = "detect"
+    diarization: Literal["auto", "off"] = "auto"
+    max_speakers: int = Field(default=3, ge=1, le=6)
     stt_device: Literal["auto", "cpu", "cuda"] = "auto"
     stt_compute_type: str = "int8"
     stt_beam_size: int = Field(default=5, ge=1)
@@ -211,6 +215,7 @@ class Settings(BaseSettings):
         "gemini_breaker_failures",
         "gemini_breaker_successes",
         "agent_channel",
+        "max_speakers",
         "stt_beam_size",
         "stt_cpu_threads",
         "stt_concurrency",

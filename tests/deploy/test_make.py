@@ -119,6 +119,7 @@ def test_a_venv_without_pip_is_rebuilt(tmp_path: Path) -> None:
     assert pip.returncode == 0
 
     (venv / ".installed").touch()
+    (venv / ".installed-diarization").touch()
     assert "pip install" not in make("-n", "setup", f"VENV={venv}").stdout
 
 
@@ -135,6 +136,7 @@ def test_make_sql_prints_a_query(tmp_path: Path) -> None:
     done = make(
         "-s",
         f"-o{venv}/.installed",  # the running venv is set up already: no pip install
+        f"-o{venv}/.installed-diarization",
         "sql",
         f"VENV={venv}",
         # Quotes and % reach the database as typed.

@@ -51,6 +51,11 @@ def transcript_details(transcript: Transcript) -> dict[str, Any]:
         "language": transcript.language,
         "stt_engine": transcript.engine,
         "stt_model": transcript.model,
+        "speakers_from": transcript.speakers_from
+        or ("text" if transcript.source == "text" else None),
+        "speaker_count": transcript.speaker_count,
+        "agent_channel_detected": transcript.agent_channel_detected,
+        "speaker_role_confidence": transcript.speaker_role_confidence,
     }
     if transcript.duration_s is not None:
         details["duration_s"] = transcript.duration_s

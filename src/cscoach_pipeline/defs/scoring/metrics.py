@@ -54,6 +54,11 @@ class CallMetrics(BaseModel):
     interruptions_by_agent: int | None = None
     interruptions_by_customer: int | None = None
     agent_response_latency_median_s: float | None = None
+    # Loudness (recordings): each speaker's median segment level, and segments well above
+    # their own speaker's median (a raised voice), as Transcribe reports loudness per turn.
+    agent_loudness_dbfs: float | None = None
+    customer_loudness_dbfs: float | None = None
+    raised_voice_count: int | None = None
     agent_turns: int = 0
     customer_turns: int = 0
     segment_count: int = 0
@@ -105,6 +110,43 @@ def _timed_metrics(transcript: Transcript, silence_gap_s: float) -> dict[str, fl
         "interruptions_by_agent": by_agent,
         "interruptions_by_customer": by_customer,
         "agent_response_latency_median_s": _latency_median(segments),
+        **loudness_metrics(segments),
+    }
+
+
+RAISED_VOICE_DB = 6.0
+_MIN_SEGMENTS_FOR_MEDIAN = 3
+
+
+def raised_voice_segments(segments: Sequence[Segment]) -> list[Segment]:
+    """Segments `RAISED_VOICE_DB` or more above their speaker's own median level (speakers
+    with fewer than three measured segments have no median to rise above)."""
+    by_speaker: dict[Speaker, list[Segment]] = {}
+    for segment in segments:
+        if segment.loudness_dbfs is not None:
+            by_speaker.setdefault(segment.speaker, []).append(segment)
+    raised = []
+    for own in by_speaker.values():
+        if len(own) < _MIN_SEGMENTS_FOR_MEDIAN:
+            continue
+        median = statistics.median(s.loudness_dbfs or 0.0 for s in own)
+        raised += [s for s in own if (s.loudness_dbfs or 0.0) - median >= RAISED_VOICE_DB]
+    return raised
+
+
+def loudness_metrics(segments: Sequence[Segment]) -> dict[str, float | int | None]:
+    if not any(s.loudness_dbfs is not None for s in segments):
+        return {}
+
+    def median_of(speaker: Speaker) -> float | None:
+        levels = [s.loudness_dbfs for s in segments if s.speaker is speaker]
+        measured = [level for level in levels if level is not None]
+        return _r(statistics.median(measured)) if measured else None
+
+    return {
+        "agent_loudness_dbfs": median_of(Speaker.AGENT),
+        "customer_loudness_dbfs": median_of(Speaker.CUSTOMER),
+        "raised_voice_count": len(raised_voice_segments(segments)),
     }
 
 

@@ -12,8 +12,9 @@ from cscoach_pipeline.defs.ingest.resources import ConsultationArtifacts
 from cscoach_pipeline.defs.ingest.storage import ObjectStore
 from cscoach_pipeline.defs.speech.audio import load_prepared_audio
 from cscoach_pipeline.defs.speech.resources import SpeechToTextResource
+from cscoach_pipeline.defs.speech.roles import LOW_CONFIDENCE
 from cscoach_pipeline.defs.speech.text_import import parse_text_consultation
-from cscoach_pipeline.defs.speech.transcribe import transcribe_recording
+from cscoach_pipeline.defs.speech.transcribe import SpeakerSettings, transcribe_recording
 from cscoach_pipeline.defs.speech.transcript import Transcript
 
 RAW_TRANSCRIPT_ARTIFACT = "private/transcript.raw.json"  # unredacted: never leaves the bucket
@@ -39,12 +40,35 @@ def raw_transcript_of(
             max_chars=max_chat_chars,
         )
     audio = load_prepared_audio(store, artifacts)
+    speakers = SpeakerSettings(
+        agent_channel=speech_to_text.agent_channel,
+        roles=speech_to_text.speaker_roles,
+        embedder=speech_to_text.voice_embedder,
+        max_speakers=speech_to_text.max_speakers,
+        # Who speaks first tells the agent only when the customer called.
+        inbound=(consultation.get("call_direction") or "inbound").lower() != "outbound",
+    )
     return transcribe_recording(
         speech_to_text.load(),
         audio,
-        agent_channel=speech_to_text.agent_channel,
         language=speech_to_text.language or None,
+        speakers=speakers,
     )
+
+
+def speaker_metadata(result: Transcript) -> dict[str, Any]:
+    """Where the speakers came from and how sure the agent's role is."""
+    shown: dict[str, Any] = {"speakers_from": result.speakers_from or "none"}
+    if result.speaker_count is not None:
+        shown["speaker_count"] = result.speaker_count
+    if result.agent_channel_detected is not None:
+        shown["agent_channel_detected"] = result.agent_channel_detected
+    if result.speaker_role_confidence is not None:
+        shown["speaker_role_confidence"] = result.speaker_role_confidence
+        shown["speaker_roles_low_confidence"] = result.speaker_role_confidence < LOW_CONFIDENCE
+    if result.speaker_note:
+        shown["speakers_note"] = result.speaker_note
+    return shown
 
 
 def transcript_metadata(
@@ -71,6 +95,7 @@ def transcript_metadata(
         }
         if result.decoding:
             metadata["decoding"] = result.decoding
+        metadata |= speaker_metadata(result)
         if speech_to_text is not None:
             engine = speech_to_text.load()
             load_s = 0.0 if model_was_loaded else round(speech_to_text.load_seconds(), 3)

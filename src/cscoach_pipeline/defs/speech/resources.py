@@ -9,6 +9,11 @@ import time
 from dagster import ConfigurableResource
 from pydantic import Field
 
+from cscoach_pipeline.defs.speech.diarization import (
+    DiarizationUnavailable,
+    ResemblyzerEmbedder,
+    VoiceEmbedder,
+)
 from cscoach_pipeline.defs.speech.engines import (
     EngineSettings,
     SpeechToTextEngine,
@@ -36,6 +41,23 @@ def _load_engine(engine: str, settings: EngineSettings) -> tuple[SpeechToTextEng
         return _ENGINES[key]
 
 
+# The voice encoder likewise: one per process and thread count (or why it cannot load).
+_EMBEDDERS: dict[int, VoiceEmbedder | DiarizationUnavailable] = {}
+
+
+def _load_embedder(threads: int) -> VoiceEmbedder:
+    with _ENGINES_LOCK:
+        if threads not in _EMBEDDERS:
+            try:
+                _EMBEDDERS[threads] = ResemblyzerEmbedder(threads)
+            except DiarizationUnavailable as exc:
+                _EMBEDDERS[threads] = exc
+        loaded = _EMBEDDERS[threads]
+    if isinstance(loaded, DiarizationUnavailable):
+        raise loaded
+    return loaded
+
+
 class SpeechToTextResource(ConfigurableResource):
     engine: str = Field(default="faster-whisper", description=" | ".join(available_engines()))
     model: str = Field(
@@ -50,7 +72,16 @@ class SpeechToTextResource(ConfigurableResource):
     batch_beam_size: int = Field(default=1, description="beam of batched decoding")
     batch_min_audio_s: float = Field(default=60.0, description="shorter channels: sequential")
     language: str = Field(default="", description="force a language code; empty = detect")
-    agent_channel: int = Field(default=0, description="stereo channel carrying the agent (0/1)")
+    agent_channel: int = Field(
+        default=0, description="stereo channel carrying the agent (0/1): a hint, or forced"
+    )
+    speaker_roles: str = Field(
+        default="detect",
+        description="detect: what they say decides who is the agent (agent_channel a prior) "
+        "| channel: agent_channel is the agent, always",
+    )
+    diarization: str = Field(default="auto", description="auto: mono speakers | off")
+    max_speakers: int = Field(default=3, description="most speakers diarization finds")
 
     @property
     def model_path(self) -> str:
@@ -81,6 +112,12 @@ class SpeechToTextResource(ConfigurableResource):
 
     def load(self) -> SpeechToTextEngine:
         return _load_engine(self.engine, self.engine_settings)[0]
+
+    def voice_embedder(self) -> VoiceEmbedder:
+        """The mono diarization's voice encoder; DiarizationUnavailable when off or absent."""
+        if self.diarization == "off":
+            raise DiarizationUnavailable("mono diarization is off (CSCOACH_DIARIZATION=off)")
+        return _load_embedder(max(1, self.cpu_threads))
 
     def load_seconds(self) -> float:
         """How long loading this process's engine took (once per process and settings)."""

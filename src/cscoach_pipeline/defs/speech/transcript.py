@@ -22,6 +22,10 @@ class Segment(BaseModel):
     text: str
     confidence: float | None = Field(default=None, ge=0.0, le=1.0)
     channel: int | None = None
+    # Mono diarization's speaker (0 = the first voice heard); None on stereo and text.
+    speaker_label: int | None = None
+    # RMS level of the segment's own audio (its channel on stereo), dB below full scale.
+    loudness_dbfs: float | None = None
 
 
 class Transcript(BaseModel):
@@ -35,6 +39,14 @@ class Transcript(BaseModel):
     model: str | None = None
     # How speech was decoded: "sequential", "batched", or "mixed" (channels differed).
     decoding: str | None = None
+    # Where speakers come from: "channels" (stereo), "diarization" (mono), "text" (a chat's
+    # labels) or "none" (mono without diarization: all unknown); `speaker_note` says why.
+    speakers_from: str | None = None
+    speaker_count: int | None = None
+    # The channel (stereo) or diarized speaker (mono) decided to be the agent, and how sure.
+    agent_channel_detected: int | None = None
+    speaker_role_confidence: float | None = Field(default=None, ge=0.0, le=1.0)
+    speaker_note: str | None = None
 
     @property
     def is_timed(self) -> bool:

@@ -13,6 +13,14 @@ import numpy as np
 
 
 @dataclass(frozen=True)
+class RecognizedWord:
+    start_s: float
+    end_s: float
+    text: str  # as Whisper gives it, with its leading space
+    probability: float
+
+
+@dataclass(frozen=True)
 class RecognizedSegment:
     start_s: float
     end_s: float
@@ -22,6 +30,8 @@ class RecognizedSegment:
     compression_ratio: float
     # Mean word probability when the engine gives word timings; else from avg_logprob.
     word_confidence: float | None = None
+    # The words with their timings, where the engine gives them (mono diarization uses them).
+    words: tuple[RecognizedWord, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -95,6 +105,10 @@ def split_at_pauses(segment: Any) -> list[RecognizedSegment]:
             no_speech_prob=float(segment.no_speech_prob),
             compression_ratio=float(segment.compression_ratio),
             word_confidence=float(np.mean([w.probability for w in words])),
+            words=tuple(
+                RecognizedWord(float(w.start), float(w.end), w.word, float(w.probability))
+                for w in words
+            ),
         )
 
     words = list(segment.words or [])
