@@ -153,6 +153,7 @@ bench: setup-test
 	$(BIN)/python -m benchmarks.scorecard_agreement
 	$(BIN)/python -m benchmarks.insight_agreement
 	$(BIN)/python -m benchmarks.aggregates_benchmark
+	$(BIN)/python -m benchmarks.diarization_benchmark
 
 ## clean: start over: deletes .venv, all of data/ (bucket folder, warehouse, Dagster home), caches
 clean:
