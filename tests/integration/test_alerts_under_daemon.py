@@ -14,6 +14,7 @@ each consultation in its own run worker, and the alerts reach a local webhook se
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -101,6 +102,9 @@ def test_failures_and_critical_reviews_reach_the_webhook_with_their_context(
     assert not any(words[:40] in text for words in customer_words)
 
 
+BREAKER_RESET_S = 10
+
+
 def test_a_gemini_outage_opens_the_breaker_and_its_end_closes_it(
     request: pytest.FixtureRequest, tmp_path: Path
 ) -> None:
@@ -120,7 +124,10 @@ def test_a_gemini_outage_opens_the_breaker_and_its_end_closes_it(
             "CSCOACH_REDIS_URL": url,
             "CSCOACH_GEMINI_FALLBACK": "local-rules",
             "CSCOACH_GEMINI_BREAKER_FAILURES": "2",
-            "CSCOACH_GEMINI_BREAKER_RESET_S": "3",
+            # Longer than any retry's jittered wait (at most 4 s after the second failure):
+            # the first call's next attempt is refused and falls back with the breaker open,
+            # never rides out the outage in a half-open retry (told as no outage at all).
+            "CSCOACH_GEMINI_BREAKER_RESET_S": str(BREAKER_RESET_S),
             "CSCOACH_GEMINI_BREAKER_SUCCESSES": "1",
             "CSCOACH_ALERT_WEBHOOK_URL": hooks.url(HOOK),
             "CSCOACH_ALERT_INTERVAL_S": "2",
@@ -130,6 +137,7 @@ def test_a_gemini_outage_opens_the_breaker_and_its_end_closes_it(
             d.drop("first.txt", chat)
             d.wait_for_final({d.source_key("first.txt")}, 120)
             d.wait_for(lambda: "llm_outage" in _kinds(hooks), timeout=60)
+            time.sleep(BREAKER_RESET_S)  # the next call finds the breaker half-open
             d.drop("second.txt", chat + "Agent: I have blocked it.\n")
             final = d.wait_for_final({d.source_key("second.txt")}, 120)
             d.wait_for(lambda: "llm_recovered" in _kinds(hooks), timeout=60)

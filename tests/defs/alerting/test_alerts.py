@@ -101,11 +101,23 @@ def _backdate(warehouse: WarehouseResource, table: Any, column: str, *, seconds:
 def test_the_first_look_tells_no_history(setup: dict[str, Any], hooks: WebhookServer) -> None:
     warehouse = setup["warehouse"]
     warehouse.health.observe("llm:gemini:m", "open", healthy="closed", detail="old outage")
+    _backdate(warehouse, tables.service_health, "occurred_at", seconds=2 * 3600)
     _fail(warehouse, "old-0000dddd", "failed", "failed before alerting was on")
     _tick(setup)
     _backdate(warehouse, tables.consultation_status, "updated_at", seconds=3600)
     _tick(setup)
     assert hooks.received == []
+
+
+def test_an_outage_under_way_when_alerting_starts_is_told(
+    setup: dict[str, Any], hooks: WebhookServer
+) -> None:
+    """Begun while the daemon was starting (before the sensor's first look): the present."""
+    setup["warehouse"].health.observe("llm:gemini:m", "open", healthy="closed", detail="now")
+    _tick(setup)
+    (generic,) = hooks.on("/hook/hook-secret-path")
+    assert generic.body["kind"] == "llm_outage"
+    assert generic.body["items"][0]["state"] == "open"
 
 
 def _fail(

@@ -95,10 +95,20 @@ def _family(service: str) -> str:
     return "bucket" if service == BUCKET_SERVICE else service.split(":", 1)[0]
 
 
+# A service down when alerting starts is the present, not history, if it went down lately
+# (an outage begun while the daemon started up is still told); older states count as told.
+CURRENT_OUTAGE = timedelta(hours=1)
+
+
 def first_look(warehouse: WarehouseResource, now: datetime) -> Watermarks:
-    """Alerting starts now: the services' current states count as told, nothing earlier is
-    read."""
-    told = {e["service"]: e["state"] for e in warehouse.health.latest_all()}
+    """Alerting starts now: failures and reviews before it are not read, and the services'
+    states count as told, except an outage begun within `CURRENT_OUTAGE`."""
+    told = {
+        e["service"]: e["state"]
+        for e in warehouse.health.latest_all()
+        if e["state"] == _HEALTHY.get(_family(e["service"]))
+        or now - as_utc(e["occurred_at"]) > CURRENT_OUTAGE
+    }
     # key "": resume exactly after `now`, no lookback into what came before.
     return Watermarks(now, Mark(now, ""), Mark(now, ""), told)
 
