@@ -13,29 +13,9 @@ import numpy as np
 from benchmarks.results import save_results
 from cscoach_pipeline.defs.speech.resources import SpeechToTextResource
 from cscoach_pipeline.defs.speech.transcribe import SpeakerSettings, transcribe_recording
-from cscoach_pipeline.defs.speech.transcript import Speaker, Transcript
 from tests.support import media_factory as mf
 from tests.support.scripts import GOOD_CALL, LONG_CALL
-
-FRAME = 160  # 10 ms at 16 kHz
-
-
-def _active(track: np.ndarray) -> np.ndarray:
-    n = len(track) // FRAME
-    return np.abs(track[: n * FRAME]).reshape(n, FRAME).max(axis=1) > 1e-3
-
-
-def attribution_accuracy(transcript: Transcript, agent: np.ndarray, customer: np.ndarray) -> float:
-    """Of the 10 ms frames where exactly one true speaker talks and a segment lies, the share
-    whose segment names that speaker."""
-    a, c = _active(agent), _active(customer)
-    n = min(len(a), len(c))
-    said = np.full(n, None, dtype=object)
-    for s in transcript.segments:
-        said[int(s.start_s * 100) : int(s.end_s * 100)] = s.speaker
-    one = (a[:n] != c[:n]) & (said != None)  # noqa: E711 (elementwise)
-    right = [said[i] is (Speaker.AGENT if a[i] else Speaker.CUSTOMER) for i in np.flatnonzero(one)]
-    return float(np.mean(right))
+from tests.support.speakers import attribution_accuracy
 
 
 def main() -> None:

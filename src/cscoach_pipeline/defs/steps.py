@@ -374,8 +374,8 @@ def _checks_input(context: AssetExecutionContext) -> bool:
 def _rejection(
     context: AssetExecutionContext, key: str, rejected: InputRejected
 ) -> AssetCheckEvaluation:
-    context.log.error(f"{key}: {rejected.stage}: {redact_text(rejected.reason)}")
-    outcome = input_readable(False, rejected.stage, rejected.reason)
+    outcome = input_readable(False, rejected.stage, rejected.reason)  # redacts the reason
+    context.log.error(f"{key}: {outcome.description}")
     return outcome.evaluation(context.instance, context.asset_key, key, of_materialization=False)
 
 
@@ -398,26 +398,30 @@ def materialize_consultations(
     members that did not fail again on their own (defs/recovery/run_status.py)."""
     checked: list[tuple[str, CheckOutcome]] = []
     reads_input = _checks_input(context)
+
+    def done(result: Mapping[str, Any] | StepResult, key: str) -> Mapping[str, Any]:
+        if reads_input:
+            checked.append((key, input_readable(True)))
+        return _done(result, key, checked)
+
     members = run_members(context)
     if members is None:
         key = context.partition_key
         try:
             with consultation_step(context, warehouse, stage) as source:
-                metadata = _done(work(source), key, checked)
+                metadata = done(work(source), key)
         except InputRejected as exc:
             if not reads_input:
                 raise
             yield _rejection(context, key, exc)
             return
-        if reads_input:
-            checked.append((key, input_readable(True)))
         yield MaterializeResult(asset_key=context.asset_key, metadata=metadata)
     else:
         failures: dict[str, str] = {}
         for key, version in members:
             try:
                 with consultation_step(context, warehouse, stage, key, version) as source:
-                    metadata = _done(work(source), key, checked)
+                    metadata = done(work(source), key)
             except InputRejected as exc:
                 if reads_input:
                     yield _rejection(context, key, exc)
@@ -435,8 +439,6 @@ def materialize_consultations(
             except Exception as exc:  # recorded on the consultation by consultation_step
                 failures[key] = f"{type(exc).__name__}: {exc}"
                 continue
-            if reads_input:
-                checked.append((key, input_readable(True)))
             context.log_event(AssetObservation(context.asset_key, partition=key, metadata=metadata))
         if failures:
             listed = "; ".join(f"{k}: {v}" for k, v in sorted(failures.items())[:10])

@@ -19,14 +19,14 @@ from cscoach_pipeline.defs.speech.engines import RecognizedSegment, SpeechToText
 from cscoach_pipeline.defs.speech.engines.base import RecognizedWord
 from cscoach_pipeline.defs.speech.resources import SpeechToTextResource
 from cscoach_pipeline.defs.speech.transcribe import SpeakerSettings, transcribe_recording
-from cscoach_pipeline.defs.speech.transcript import Speaker, Transcript
+from cscoach_pipeline.defs.speech.transcript import Speaker
 from tests.support import media_factory as mf
 from tests.support.scripts import GOOD_CALL
+from tests.support.speakers import active_frames, attribution_accuracy
 
 pytestmark = pytest.mark.integration
 
 RATE = mf.RATE
-FRAME = 160  # 10 ms
 SECOND_AGENT_VOICE = "en-us+klatt"
 
 
@@ -44,37 +44,13 @@ def _speakers(stt: SpeechToTextResource, **kwargs: object) -> SpeakerSettings:
     return SpeakerSettings(embedder=stt.voice_embedder, **kwargs)  # type: ignore[arg-type]
 
 
-def _active(track: np.ndarray) -> np.ndarray:
-    """Per 10 ms frame: is this track speaking (espeak's own silence is exact zeros)."""
-    n = len(track) // FRAME
-    frames = np.abs(track[: n * FRAME]).reshape(n, FRAME).max(axis=1)
-    return frames > 1e-3
-
-
-def _attribution_accuracy(transcript: Transcript, truth: dict[Speaker, np.ndarray]) -> float:
-    """Time-weighted: of the frames where exactly one true speaker talks and a segment lies,
-    the share whose segment names that speaker."""
-    n = min(len(a) for a in truth.values())
-    said = np.full(n, None, dtype=object)
-    for segment in transcript.segments:
-        said[int(segment.start_s * 100) : int(segment.end_s * 100)] = segment.speaker
-    right = total = 0
-    agent, customer = truth[Speaker.AGENT][:n], truth[Speaker.CUSTOMER][:n]
-    for i in range(n):
-        if agent[i] == customer[i] or said[i] is None:
-            continue
-        total += 1
-        right += said[i] is (Speaker.AGENT if agent[i] else Speaker.CUSTOMER)
-    return right / total
-
-
 @pytest.fixture(scope="module")
 def good_call(tmp_path_factory: pytest.TempPathFactory) -> tuple[np.ndarray, np.ndarray]:
     return mf.dialogue_tracks(GOOD_CALL, tmp_path_factory.mktemp("good"))
 
 
 def _truth_shares(agent: np.ndarray, customer: np.ndarray) -> tuple[float, float]:
-    a, c = _active(agent).sum(), _active(customer).sum()
+    a, c = active_frames(agent).sum(), active_frames(customer).sum()
     return a / (a + c), c / (a + c)
 
 
@@ -84,9 +60,7 @@ def test_mono_mix_speakers_roles_and_talk_shares(
     agent, customer = good_call
     transcript = transcribe_recording(engine, (agent + customer)[None, :], speakers=_speakers(stt))
     assert transcript.speakers_from == "diarization" and transcript.speaker_count == 2
-    accuracy = _attribution_accuracy(
-        transcript, {Speaker.AGENT: _active(agent), Speaker.CUSTOMER: _active(customer)}
-    )
+    accuracy = attribution_accuracy(transcript, agent, customer)
     assert accuracy >= 0.85, accuracy
     first = transcript.segments[0]
     assert first.speaker is Speaker.AGENT and "calling" in first.text.lower()
@@ -110,9 +84,7 @@ def test_mono_mix_when_the_customer_speaks_first(
     assert transcript.segments[0].speaker is Speaker.CUSTOMER
     said_by_agent = " ".join(s.text for s in transcript.segments if s.speaker is Speaker.AGENT)
     assert "how can i help" in said_by_agent.lower()
-    accuracy = _attribution_accuracy(
-        transcript, {Speaker.AGENT: _active(agent), Speaker.CUSTOMER: _active(customer)}
-    )
+    accuracy = attribution_accuracy(transcript, agent, customer)
     assert accuracy >= 0.85, accuracy
 
 
@@ -159,9 +131,7 @@ def test_a_transfer_to_a_second_agent_keeps_both_agents_apart_from_the_customer(
     transcript = transcribe_recording(
         engine, (agent_track + customer_track)[None, :], speakers=_speakers(stt)
     )
-    accuracy = _attribution_accuracy(
-        transcript, {Speaker.AGENT: _active(agent_track), Speaker.CUSTOMER: _active(customer_track)}
-    )
+    accuracy = attribution_accuracy(transcript, agent_track, customer_track)
     assert accuracy >= 0.85, accuracy
     maria = [s for s in transcript.segments if "maria" in s.text.lower()]
     assert maria and maria[0].speaker is Speaker.AGENT

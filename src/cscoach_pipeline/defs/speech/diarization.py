@@ -19,8 +19,8 @@ from sklearn.metrics import silhouette_score
 
 from cscoach_pipeline.defs.speech.engines import RecognizedSegment
 from cscoach_pipeline.defs.speech.engines.base import RecognizedWord
+from cscoach_pipeline.defs.speech.media import SAMPLE_RATE
 
-SAMPLE_RATE = 16_000
 # Resemblyzer's partial utterances cover 1.6 s; two per second is enough to place a turn
 # change within a word or two, at half the cost of its default rate.
 WINDOWS_PER_SECOND = 2.0

@@ -94,21 +94,21 @@ def decide_roles(
     with three or more speakers another one whose own evidence is clearly an agent's (a
     transfer) is an agent too."""
     texts: dict[int, list[str]] = defaultdict(list)
-    first: tuple[float, int] | None = None
+    first: tuple[float, int] | None = None  # (start, speaker) of the earliest turn
     for speaker, text, start in turns:
         texts[speaker].append(text)
         if first is None or start < first[0]:
             first = (start, speaker)
+    first_speaker = first[1] if first is not None else None
     if prior is not None:
         texts.setdefault(prior, [])
     if not texts:
         return RoleDecision(frozenset(), None, 0.5)
     evidence = {speaker: phrase_evidence(" ".join(parts)) for speaker, parts in texts.items()}
-    if inbound and first is not None and len(texts) > 1:
-        evidence[first[1]] += FIRST_SPEAKER_WEIGHT
+    if inbound and first_speaker is not None and len(texts) > 1:
+        evidence[first_speaker] += FIRST_SPEAKER_WEIGHT
     if prior is not None:
         evidence[prior] += PRIOR_WEIGHT
-    first_speaker = first[1] if first is not None else None
     ranked = sorted(evidence.items(), key=lambda kv: (-kv[1], kv[0]))
     agent = ranked[0][0]
     runner_up = ranked[1][1] if len(ranked) > 1 else 0.0
